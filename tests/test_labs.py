@@ -1,0 +1,83 @@
+"""Every lab executes in smoke mode, and the lab cache follows the code a lab imports."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from diffusion_notes.site import labs
+from diffusion_notes.site.labs import LabError, cache_key, execute_lab, find_labs
+from tests.conftest import REPO
+
+LABS = list(find_labs(REPO / "docs"))
+
+
+def test_labs_are_found() -> None:
+    assert any(p.name == "forward-process-lab.py" for p in LABS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("lab", LABS, ids=[p.stem for p in LABS])
+def test_lab_executes_in_smoke_mode(lab: Path, tmp_path: Path) -> None:
+    run = execute_lab(lab, tmp_path, smoke=True, log=lambda *_: None)
+    nb = nbformat.read(run.notebook, as_version=4)
+    nbformat.validate(nb)
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
+    assert nb.metadata["diffusion_notes"]["smoke"] is True
+    # a second run with unchanged content is a cache hit and executes nothing
+    again = execute_lab(lab, tmp_path, smoke=True, log=lambda *_: None)
+    assert again.cached and again.notebook == run.notebook
+
+
+def _fake_package(root: Path) -> Path:
+    """A throwaway ``diffusion_notes`` package: a imports b (relatively), c stands alone."""
+    pkg = root / "diffusion_notes"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from .sub import b\n")
+    (pkg / "sub" / "b.py").write_text("VALUE = 1\n")
+    (pkg / "c.py").write_text("OTHER = 1\n")
+    return pkg
+
+
+def test_cache_key_follows_transitive_imports(tmp_path: Path, monkeypatch) -> None:
+    pkg = _fake_package(tmp_path)
+    monkeypatch.setattr(labs, "PACKAGE_DIR", pkg)
+    lab = tmp_path / "lab.py"
+    lab.write_text("# %%\nfrom diffusion_notes.a import *\n")
+    deps = {p.relative_to(pkg).as_posix() for p in labs.package_dependencies(lab.read_text())}
+    assert deps == {"__init__.py", "a.py", "sub/__init__.py", "sub/b.py"}
+    key = cache_key(lab, smoke=True)
+    (pkg / "c.py").write_text("OTHER = 2\n")  # not imported: same key
+    assert cache_key(lab, smoke=True) == key
+    (pkg / "sub" / "b.py").write_text("VALUE = 2\n")  # imported through a: new key
+    changed = cache_key(lab, smoke=True)
+    assert changed != key
+    assert cache_key(lab, smoke=False) != changed  # smoke and full runs are cached apart
+
+
+def test_real_lab_dependencies() -> None:
+    lab = REPO / "docs" / "ddpm" / "forward-process-lab.py"
+    deps = {p.name for p in labs.package_dependencies(lab.read_text())}
+    assert {"schedules.py", "diffusion.py", "toy2d.py", "digits.py", "runtime.py"} <= deps
+    assert "store.py" not in deps  # the bibliography code does not affect this lab
+
+
+def test_failing_cell_names_lab_and_cell(tmp_path: Path) -> None:
+    lab = tmp_path / "bad-lab.py"
+    lab.write_text(textwrap.dedent("""\
+        # %% [markdown]
+        # # Bad
+
+        # %%
+        y = 1 / 0
+        """))
+    with pytest.raises(LabError, match=r"bad-lab\.py: cell 2 of 2: 'y = 1 / 0' failed: .*ZeroDivisionError"):
+        execute_lab(lab, tmp_path / "cache", smoke=True, log=lambda *_: None)
+    assert not list((tmp_path / "cache").rglob("*.ipynb")), "a failed run left a notebook"
