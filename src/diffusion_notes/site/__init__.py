@@ -1,0 +1,1 @@
+"""Site machinery: lab execution with a content-addressed cache, and the mkdocs plugin."""
