@@ -85,16 +85,15 @@ def unknown_keys_message(path: str, citations: Sequence[Citation], library: Libr
 
 def short_label(paper: Paper) -> str:
     """'Ho et al., 2020' / 'Song & Ermon, 2019' / a short title when authors are unknown."""
-    names = [a.split()[-1] if a.split() else a for a in paper.authors]
-    names = [n for n in names if n and n.lower() != "others"]
+    names = [a.split()[-1] for a in paper.authors if a.split()]
     if not names:
         title = paper.title
         who = title if len(title) <= 40 else title[:37].rstrip() + "..."
-    elif len(names) == 1 and len(paper.authors) == 1:
+    elif len(names) == 1 and not paper.et_al:
         who = names[0]
-    elif len(names) == 2 and len(paper.authors) == 2:
+    elif len(names) == 2 and not paper.et_al:
         who = f"{names[0]} & {names[1]}"
-    else:
+    else:  # three or more, or a list known to be incomplete ("First and others")
         who = f"{names[0]} et al."
     return f"{who}, {paper.year}" if paper.year else who
 

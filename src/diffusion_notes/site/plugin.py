@@ -150,7 +150,8 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
             for key, pages in self.backlinks.items()
         }
         files.append(File.generated(config, INDEX_URI,
-                                    content=render_index(self.library, backlinks)))
+                                    content=render_index(self.library, backlinks,
+                                                         inline_assets=True)))
         files.append(File.generated(config, MATHJAX_URI, abs_src_path=str(mathjax_file())))
         if files.get_file_from_path(CHECKS_URI) is not None:
             raise PluginError(f"docs/{CHECKS_URI} exists but that page is generated from "
