@@ -108,7 +108,7 @@ def _word_only_in_lab_output(site: Path) -> str:
 def test_search_finds_a_word_from_lab_output(page, site_url, built_site) -> None:
     word = _word_only_in_lab_output(built_site)
     page.goto(site_url)
-    page.locator("label.md-header__button[for='__search']").click()
+    page.locator("input.md-search__input").click()
     page.locator("input.md-search__input").fill(word)
     results = page.locator(".md-search-result__item a")
     results.first.wait_for(timeout=20_000)
@@ -118,7 +118,7 @@ def test_search_finds_a_word_from_lab_output(page, site_url, built_site) -> None
 
 def test_search_splits_code_identifiers(page, site_url) -> None:
     page.goto(site_url)
-    page.locator("label.md-header__button[for='__search']").click()
+    page.locator("input.md-search__input").click()
     page.locator("input.md-search__input").fill("cumprod")
     results = page.locator(".md-search-result__item a")
     results.first.wait_for(timeout=20_000)
@@ -150,3 +150,14 @@ def test_dark_mode_toggle(page, site_url, test_output) -> None:
     after = scheme()
     assert {before, after} == {"default", "slate"}
     page.screenshot(path=str(test_output / "note-dark.png"))
+
+
+def test_chinese_term_finds_its_note(page, site_url) -> None:
+    """The glossary promises that a Chinese term typed into search finds the note defining it."""
+    page.goto(site_url)
+    page.locator("input.md-search__input").click()
+    page.locator("input.md-search__input").fill("证据下界")  # evidence lower bound
+    results = page.locator(".md-search-result__item a")
+    results.first.wait_for(timeout=20_000)
+    hrefs = [results.nth(i).get_attribute("href") or "" for i in range(results.count())]
+    assert any("ddpm/vae-elbo/" in h for h in hrefs), hrefs

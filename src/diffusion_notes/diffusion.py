@@ -1,0 +1,322 @@
+"""The Gaussian diffusion process: forward marginals, posteriors, parameterisations, losses, ELBO.
+
+Notation (code index ``t = 0 .. T-1``; see schedules.py): ``a_t = sqrt(alpha_bar_t)``,
+``s_t = sqrt(1 - alpha_bar_t)``, so ``x_t = a_t x0 + s_t eps``. The three network targets are
+``eps``, ``x0`` and ``v = a_t eps - s_t x0`` (Salimans & Ho 2022, sec. 4); any one of them with
+``x_t`` determines the other two. ``t`` arguments are ints or LongTensors of shape ``(B,)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+import torch
+from tqdm.auto import tqdm
+
+from diffusion_notes.schedules import Schedule, extract
+
+Prediction = Literal["eps", "x0", "v"]
+PREDICTIONS: tuple[str, ...] = get_args(Prediction)
+Variance = Literal["fixed_small", "fixed_large"]
+VARIANCES: tuple[str, ...] = get_args(Variance)
+Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+TimeArg = torch.Tensor | int
+
+
+def check_prediction(prediction: str) -> None:
+    """Raise a ValueError naming the allowed prediction types."""
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"unknown prediction {prediction!r}; allowed: {', '.join(PREDICTIONS)}")
+
+
+# -- forward process -----------------------------------------------------------------------
+def q_sample(schedule: Schedule, x0: torch.Tensor, t: TimeArg, eps: torch.Tensor) -> torch.Tensor:
+    """Sample ``q(x_t | x_0) = N(sqrt(abar_t) x0, (1 - abar_t) I)`` (Ho et al. 2020, eq. 4)."""
+    return extract(schedule.sqrt_alpha_bar, t, x0) * x0 + extract(schedule.sigma, t, x0) * eps
+
+
+@dataclass(frozen=True)
+class Posterior:
+    """A diagonal Gaussian ``q(x_{t_prev} | x_t, x_0)``: mean, variance, log-variance."""
+
+    mean: torch.Tensor
+    variance: torch.Tensor
+    log_variance: torch.Tensor
+
+
+def _alpha_bar_prev(schedule: Schedule, t: TimeArg, t_prev: TimeArg | None) -> torch.Tensor:
+    """alpha_bar at t_prev (default t - 1), with 1 at t_prev = -1, as a float64 (B,) tensor."""
+    if t_prev is None:
+        return extract(schedule.alpha_bar_prev, t, schedule.betas).reshape(-1)
+    tp = torch.as_tensor(t_prev).reshape(-1).long().cpu()
+    padded = torch.cat([schedule.alpha_bar.new_ones(1), schedule.alpha_bar])  # index tp + 1
+    return padded[tp + 1]
+
+
+def q_posterior(
+    schedule: Schedule,
+    x0: torch.Tensor,
+    xt: torch.Tensor,
+    t: TimeArg,
+    *,
+    t_prev: TimeArg | None = None,
+) -> Posterior:
+    """The forward-process posterior ``q(x_{t_prev} | x_t, x_0)`` (Ho et al. 2020, eqs. 6-7).
+
+    With ``t_prev = t - 1`` (default) it is ``N(c0 x0 + ct x_t, beta tilde_t)`` with
+    ``c0 = sqrt(abar_{t-1}) beta_t / (1 - abar_t)``, ``ct = sqrt(alpha_t)(1 - abar_{t-1})/(1 - abar_t)``.
+    For a skip ``t -> t_prev`` the same formulas hold with ``alpha_t`` replaced by
+    ``abar_t / abar_{t_prev}`` (the one-step process between the two noise levels).
+    """
+    ab = extract(schedule.alpha_bar, t, schedule.betas).reshape(-1)
+    ab_prev = _alpha_bar_prev(schedule, t, t_prev)
+    alpha = ab / ab_prev  # effective one-step alpha between the two levels
+    beta = 1.0 - alpha
+    c0 = ab_prev.sqrt() * beta / (1.0 - ab)
+    ct = alpha.sqrt() * (1.0 - ab_prev) / (1.0 - ab)
+    var = beta * (1.0 - ab_prev) / (1.0 - ab)
+
+    def shaped(v: torch.Tensor) -> torch.Tensor:
+        return v.to(device=xt.device, dtype=xt.dtype).reshape(-1, *([1] * (xt.ndim - 1)))
+
+    mean = shaped(c0) * x0 + shaped(ct) * xt
+    variance = shaped(var).expand_as(mean)
+    return Posterior(mean=mean, variance=variance, log_variance=torch.log(variance))
+
+
+# -- parameterisations -----------------------------------------------------------------------
+def predict_x0_from_eps(
+    schedule: Schedule, xt: torch.Tensor, t: TimeArg, eps: torch.Tensor
+) -> torch.Tensor:
+    """x0 = (x_t - s_t eps) / a_t (invert Ho et al. 2020 eq. 4); undefined where abar_t = 0."""
+    return (xt - extract(schedule.sigma, t, xt) * eps) / extract(schedule.sqrt_alpha_bar, t, xt)
+
+
+def predict_eps_from_x0(
+    schedule: Schedule, xt: torch.Tensor, t: TimeArg, x0: torch.Tensor
+) -> torch.Tensor:
+    """eps = (x_t - a_t x0) / s_t."""
+    return (xt - extract(schedule.sqrt_alpha_bar, t, xt) * x0) / extract(schedule.sigma, t, xt)
+
+
+def v_from_x0_eps(
+    schedule: Schedule, x0: torch.Tensor, t: TimeArg, eps: torch.Tensor
+) -> torch.Tensor:
+    """v = a_t eps - s_t x0 (Salimans & Ho 2022, sec. 4)."""
+    return extract(schedule.sqrt_alpha_bar, t, x0) * eps - extract(schedule.sigma, t, x0) * x0
+
+
+def x0_from_v(schedule: Schedule, xt: torch.Tensor, t: TimeArg, v: torch.Tensor) -> torch.Tensor:
+    """x0 = a_t x_t - s_t v (uses a_t^2 + s_t^2 = 1)."""
+    return extract(schedule.sqrt_alpha_bar, t, xt) * xt - extract(schedule.sigma, t, xt) * v
+
+
+def eps_from_v(schedule: Schedule, xt: torch.Tensor, t: TimeArg, v: torch.Tensor) -> torch.Tensor:
+    """eps = s_t x_t + a_t v."""
+    return extract(schedule.sigma, t, xt) * xt + extract(schedule.sqrt_alpha_bar, t, xt) * v
+
+
+def score_from_eps(
+    schedule: Schedule, t: TimeArg, eps: torch.Tensor, like: torch.Tensor
+) -> torch.Tensor:
+    """grad log q(x_t) = -eps / s_t (Song et al. 2021, score SDE; Tweedie's formula)."""
+    return -eps / extract(schedule.sigma, t, like)
+
+
+def to_x0_eps(
+    schedule: Schedule, xt: torch.Tensor, t: TimeArg, output: torch.Tensor, prediction: Prediction
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Turn a network output of type ``prediction`` into the pair ``(x0, eps)``."""
+    check_prediction(prediction)
+    if prediction == "eps":
+        return predict_x0_from_eps(schedule, xt, t, output), output
+    if prediction == "x0":
+        return output, predict_eps_from_x0(schedule, xt, t, output)
+    return x0_from_v(schedule, xt, t, output), eps_from_v(schedule, xt, t, output)
+
+
+# -- training loss -----------------------------------------------------------------------------
+def min_snr_weight(snr: torch.Tensor, gamma: float, prediction: Prediction) -> torch.Tensor:
+    """Min-SNR-gamma loss weight (Hang et al. 2023, eq. 9 and its eps / v forms).
+
+    The x0-loss weight is ``min(snr, gamma)``; an eps-MSE equals snr times the x0-MSE, so its
+    weight is ``min(snr, gamma) / snr``; a v-MSE equals (snr + 1) times the x0-MSE, so its weight
+    is ``min(snr, gamma) / (snr + 1)``. At snr = 0 the eps weight takes its limit, 1.
+    """
+    check_prediction(prediction)
+    if gamma <= 0:
+        raise ValueError(f"min_snr_gamma must be positive, got {gamma}")
+    clipped = torch.clamp(snr, max=gamma)
+    if prediction == "x0":
+        return clipped
+    if prediction == "v":
+        return clipped / (snr + 1.0)
+    return torch.where(
+        snr > 0, clipped / snr.clamp(min=torch.finfo(snr.dtype).tiny), torch.ones_like(snr)
+    )
+
+
+def training_loss(
+    model: Model,
+    x0: torch.Tensor,
+    schedule: Schedule,
+    *,
+    prediction: Prediction = "eps",
+    t: torch.Tensor | None = None,
+    eps: torch.Tensor | None = None,
+    min_snr_gamma: float | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Mean squared error of the network's ``prediction`` target (Ho et al. 2020, eq. 14 for eps).
+
+    ``t`` is uniform on ``0 .. T-1`` and ``eps ~ N(0, I)`` unless given. With ``min_snr_gamma``
+    each example's MSE is weighted by :func:`min_snr_weight` (Hang et al. 2023). Returns a scalar.
+    """
+    check_prediction(prediction)
+    B = x0.shape[0]
+    if t is None:
+        t = torch.randint(0, schedule.T, (B,), generator=generator, device="cpu").to(x0.device)
+    t = torch.as_tensor(t, device=x0.device).long().reshape(-1)
+    if t.shape[0] != B:
+        raise ValueError(f"t has {t.shape[0]} entries for a batch of {B}")
+    if eps is None:
+        eps = torch.randn(x0.shape, generator=generator, device="cpu", dtype=x0.dtype).to(x0.device)
+    xt = q_sample(schedule, x0, t, eps)
+    if prediction == "eps":
+        target = eps
+    elif prediction == "x0":
+        target = x0
+    else:
+        target = v_from_x0_eps(schedule, x0, t, eps)
+    out = model(xt, t)
+    if out.shape != x0.shape:
+        raise ValueError(f"model output has shape {tuple(out.shape)}, expected {tuple(x0.shape)}")
+    per_example = ((out - target) ** 2).reshape(B, -1).mean(dim=1)
+    if min_snr_gamma is not None:
+        w = min_snr_weight(schedule.snr.to(t.device)[t], min_snr_gamma, prediction)
+        per_example = per_example * w.to(per_example.dtype)
+    return per_example.mean()
+
+
+# -- variational bound -------------------------------------------------------------------------
+def normal_kl(
+    mean1: torch.Tensor, logvar1: torch.Tensor, mean2: torch.Tensor, logvar2: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(mean1, e^logvar1) || N(mean2, e^logvar2)) per element, in nats."""
+    return 0.5 * (
+        -1.0
+        + logvar2
+        - logvar1
+        + torch.exp(logvar1 - logvar2)
+        + (mean1 - mean2) ** 2 * torch.exp(-logvar2)
+    )
+
+
+def discretized_gaussian_log_likelihood(
+    x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor, *, bins: int = 256
+) -> torch.Tensor:
+    """log P(x) per element for data on ``bins`` levels in [-1, 1] (Ho et al. 2020, eq. 13).
+
+    Each level owns the interval of width ``2 / (bins - 1)`` around it; the end levels extend to
+    -inf and +inf. Computed in float64 with log-CDFs for stability.
+    """
+    x, mean, log_scale = (v.to(torch.float64) for v in (x, mean, log_scale))
+    half = 1.0 / (bins - 1)
+    inv_std = torch.exp(-log_scale)
+    upper = (x - mean + half) * inv_std
+    lower = (x - mean - half) * inv_std
+    log_cdf_upper = torch.special.log_ndtr(upper)
+    log_sf_lower = torch.special.log_ndtr(-lower)  # log(1 - Phi(lower))
+    # middle bins: log(Phi(upper) - Phi(lower)), computed on the side away from the tails
+    mid = torch.where(
+        lower > 0,
+        log_sf_lower + torch.log1p(-torch.exp(torch.special.log_ndtr(-upper) - log_sf_lower)),
+        log_cdf_upper + torch.log1p(-torch.exp(torch.special.log_ndtr(lower) - log_cdf_upper)),
+    )
+    return torch.where(
+        x < -1 + 1e-3 * half, log_cdf_upper, torch.where(x > 1 - 1e-3 * half, log_sf_lower, mid)
+    )
+
+
+@dataclass(frozen=True)
+class ELBOResult:
+    """Terms of the negative ELBO in bits per dimension (Ho et al. 2020, eq. 5), batch-averaged.
+
+    ``terms[0]`` is the decoder NLL ``L_0 = -log p(x0 | x_{t=0})``; ``terms[t]`` for ``t >= 1`` is
+    ``L_t = KL(q(x_{t-1} | x_t, x0) || p(x_{t-1} | x_t))`` (code indices); ``prior`` is
+    ``KL(q(x_{T-1} | x0) || N(0, I))``. ``total_bpd = prior + terms.sum()``.
+    """
+
+    terms: torch.Tensor
+    prior: torch.Tensor
+    decoder: torch.Tensor
+    total_bpd: torch.Tensor
+    per_example_bpd: torch.Tensor
+
+
+@torch.no_grad()
+def elbo_bpd(
+    model: Model,
+    x0: torch.Tensor,
+    schedule: Schedule,
+    *,
+    prediction: Prediction = "eps",
+    variance: Variance = "fixed_small",
+    clip_x0: bool = False,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> ELBOResult:
+    """Negative ELBO in bits/dim for 8-bit data scaled to [-1, 1], one model call per timestep.
+
+    For each t a fresh ``x_t ~ q(x_t | x0)`` is drawn; the reverse step ``p(x_{t-1} | x_t)`` has the
+    posterior mean at the predicted x0 and variance beta tilde (``fixed_small``) or beta
+    (``fixed_large``). The decoder uses the t=0 posterior scale (improved-diffusion's choice).
+    """
+    check_prediction(prediction)
+    if variance not in VARIANCES:
+        raise ValueError(f"unknown variance {variance!r}; allowed: {', '.join(VARIANCES)}")
+    if x0.min() < -1 or x0.max() > 1:
+        raise ValueError("x0 must be 8-bit data scaled to [-1, 1] (x / 127.5 - 1)")
+    B, D = x0.shape[0], x0[0].numel()
+    to_bpd = 1.0 / (D * math.log(2.0))
+    log_var_p = (
+        schedule.posterior_log_variance_clipped
+        if variance == "fixed_small"
+        else torch.cat([schedule.posterior_log_variance_clipped[:1], torch.log(schedule.betas[1:])])
+    )
+    per_t = torch.zeros(schedule.T, B, dtype=torch.float64, device=x0.device)
+    for t in tqdm(range(schedule.T - 1, -1, -1), disable=not progress, desc="elbo", leave=False):
+        tt = torch.full((B,), t, dtype=torch.long, device=x0.device)
+        eps = torch.randn(x0.shape, generator=generator, device="cpu", dtype=x0.dtype).to(x0.device)
+        xt = q_sample(schedule, x0, tt, eps)
+        x0_pred, _ = to_x0_eps(schedule, xt, tt, model(xt, tt), prediction)
+        if clip_x0:
+            x0_pred = x0_pred.clamp(-1.0, 1.0)
+        p_mean = q_posterior(schedule, x0_pred, xt, tt).mean
+        p_logvar = extract(log_var_p, tt, xt)
+        if t == 0:
+            nll = -discretized_gaussian_log_likelihood(x0, p_mean, 0.5 * p_logvar)
+            per_t[t] = nll.reshape(B, -1).sum(dim=1) * to_bpd
+        else:
+            q = q_posterior(schedule, x0, xt, tt)
+            kl = normal_kl(
+                q.mean.double(), q.log_variance.double(), p_mean.double(), p_logvar.double()
+            )
+            per_t[t] = kl.reshape(B, -1).sum(dim=1) * to_bpd
+    mean_T = extract(schedule.sqrt_alpha_bar, schedule.T - 1, x0).double() * x0.double()
+    logvar_T = torch.log1p(-schedule.alpha_bar[-1]).to(x0.device)
+    prior = normal_kl(mean_T, logvar_T, torch.zeros_like(mean_T), torch.zeros_like(mean_T))
+    prior_b = prior.reshape(B, -1).sum(dim=1) * to_bpd
+    per_example = prior_b + per_t.sum(dim=0)
+    terms = per_t.mean(dim=1)
+    return ELBOResult(
+        terms=terms,
+        prior=prior_b.mean(),
+        decoder=terms[0],
+        total_bpd=per_example.mean(),
+        per_example_bpd=per_example,
+    )

@@ -1,0 +1,386 @@
+"""Samplers: identities between them, no final noise, exact-score recovery of a known target,
+convergence order, inversion, option checks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from diffusion_notes.data.gmm import GaussianMixture
+from diffusion_notes.diffusion import q_posterior
+from diffusion_notes.samplers import (
+    ddim_invert,
+    ddim_sigma,
+    dynamic_threshold,
+    sample_ddim,
+    sample_ddpm,
+    sample_dpm_solver_pp,
+    sample_euler,
+    sample_heun,
+    sample_lcm,
+)
+from diffusion_notes.schedules import make_schedule
+from diffusion_notes.timesteps import full_pairs, lcm_pairs, timestep_pairs
+
+F64 = torch.float64
+SAMPLERS = {
+    "ddpm": sample_ddpm,
+    "ddim": sample_ddim,
+    "dpm_solver_pp": sample_dpm_solver_pp,
+    "euler": sample_euler,
+    "heun": sample_heun,
+    "lcm": sample_lcm,
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """One intra-op thread here, restored afterwards: on the shared 2-core box OpenMP threads
+    oversubscribe (a GMM eps call measured 85 ms with 2 threads, 2.6 ms with 1)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def target() -> GaussianMixture:
+    """Three correlated 2-D components with unequal weights."""
+    means = torch.tensor([[-1.0, 0.0], [1.5, 0.5], [0.0, -1.5]])
+    covs = torch.stack(
+        [
+            0.3 * torch.eye(2),
+            torch.tensor([[0.5, 0.2], [0.2, 0.3]]),
+            torch.tensor([[0.2, -0.1], [-0.1, 0.4]]),
+        ]
+    )
+    return GaussianMixture(means, covs, torch.tensor([0.5, 0.3, 0.2]))
+
+
+def noise(
+    n: int, seed: int, shape: tuple[int, ...] = (2,), dtype: torch.dtype = F64
+) -> torch.Tensor:
+    return torch.randn(n, *shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def linear_model(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """A fixed, imperfect eps-network for identities that hold for any model."""
+    return 0.5 * torch.tanh(x) + 1e-3 * t.reshape(-1, *([1] * (x.ndim - 1))).to(x.dtype)
+
+
+# -- identities ---------------------------------------------------------------------------
+def test_ddim_eta1_matches_ddpm_variance() -> None:
+    s = make_schedule("linear", 1000)
+    pairs = timestep_pairs(1000, 37, "trailing")
+    # per step: sigma(eta=1)^2 equals the variance of q(x_{t_prev} | x_t, x0) (beta tilde)
+    for t, tp in pairs[:-1]:
+        post = q_posterior(
+            s, torch.zeros(1, 1, dtype=F64), torch.zeros(1, 1, dtype=F64), t, t_prev=tp
+        )
+        assert ddim_sigma(s, t, tp, 1.0) ** 2 == pytest.approx(post.variance.item(), rel=1e-12)
+    # and in distribution: one step from a fixed x_t, many noise draws, same mean and variance
+    n, (t, tp) = 100_000, (600, 450)
+    x = noise(1, 0).expand(n, 2).contiguous()
+    y_ddim = sample_ddim(
+        linear_model,
+        x,
+        s,
+        [(t, tp)],
+        eta=1.0,
+        generator=torch.Generator().manual_seed(1),
+        progress=False,
+    )
+    y_ddpm = sample_ddpm(
+        linear_model, x, s, [(t, tp)], generator=torch.Generator().manual_seed(2), progress=False
+    )
+    var = ddim_sigma(s, t, tp, 1.0) ** 2
+    se_mean, se_var = math.sqrt(var / n), var * math.sqrt(2 / n)
+    for y in (y_ddim, y_ddpm):
+        assert ((y.var(0) - var).abs() < 5 * se_var).all()
+    assert ((y_ddim.mean(0) - y_ddpm.mean(0)).abs() < 5 * math.sqrt(2) * se_mean).all()
+
+
+def test_dpm_solver_order1_equals_ddim() -> None:
+    s = make_schedule("cosine", 1000)
+    x = noise(64, 3)
+    for spacing in ("leading", "trailing", "linspace"):
+        pairs = timestep_pairs(1000, 25, spacing)
+        a = sample_dpm_solver_pp(linear_model, x, s, pairs, order=1, progress=False)
+        b = sample_ddim(linear_model, x, s, pairs, eta=0.0, progress=False)
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+        c = sample_dpm_solver_pp(linear_model, x, s, pairs, order=2, progress=False)
+        assert (c - b).abs().max() > 1e-4  # the second-order correction is really applied
+
+
+def test_euler_equals_ddim_eta0() -> None:
+    """Euler on dx~/dsigma~ = eps is DDIM with eta = 0 (Song et al. 2021, sec. 4.3)."""
+    s = make_schedule("linear", 1000)
+    x = noise(64, 4)
+    pairs = timestep_pairs(1000, 13, "trailing")
+    torch.testing.assert_close(
+        sample_euler(linear_model, x, s, pairs, progress=False),
+        sample_ddim(linear_model, x, s, pairs, progress=False),
+        rtol=1e-12,
+        atol=1e-12,
+    )
+
+
+@pytest.mark.parametrize("name", SAMPLERS)
+def test_last_step_adds_no_noise(name: str) -> None:
+    """Two runs that differ only in their random generator agree exactly on the last step."""
+    s = make_schedule("linear", 1000)
+    x = noise(16, 5)
+    kwargs = {
+        "ddpm": {"variance": "fixed_large"},
+        "ddim": {"eta": 1.0, "set_alpha_to_one": False},
+    }.get(name, {})
+    outs = []
+    for seed in (0, 1):
+        kw = dict(kwargs)
+        if name in ("ddpm", "ddim", "lcm"):
+            kw["generator"] = torch.Generator().manual_seed(seed)
+        outs.append(SAMPLERS[name](linear_model, x, s, [(7, -1)], progress=False, **kw))
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    if name in ("ddpm", "ddim", "lcm"):  # ... while a step to t_prev >= 0 is random
+        kw = dict(kwargs)
+        a = SAMPLERS[name](
+            linear_model,
+            x,
+            s,
+            [(7, 3)],
+            generator=torch.Generator().manual_seed(0),
+            progress=False,
+            **kw,
+        )
+        b = SAMPLERS[name](
+            linear_model,
+            x,
+            s,
+            [(7, 3)],
+            generator=torch.Generator().manual_seed(1),
+            progress=False,
+            **kw,
+        )
+        assert (a - b).abs().max() > 1e-3
+
+
+def test_lcm_single_step_is_the_consistency_function() -> None:
+    s = make_schedule("scaled_linear", 1000, beta_start=0.00085, beta_end=0.012)
+    x = noise(8, 6)
+    t = 999
+    out = sample_lcm(linear_model, x, s, [(t, -1)], progress=False)
+    a, sig = s.sqrt_alpha_bar[t].item(), s.sigma[t].item()
+    x0 = (x - sig * linear_model(x, torch.full((8,), t))) / a
+    u = 10.0 * t  # LCM boundary scalings, sigma_data = 0.5
+    c_skip, c_out = 0.25 / (u * u + 0.25), u / math.sqrt(u * u + 0.25)
+    torch.testing.assert_close(out, c_skip * x + c_out * x0)
+    # at t = 0 the consistency function is the identity (boundary condition c_skip = 1)
+    torch.testing.assert_close(sample_lcm(linear_model, x, s, [(0, -1)], progress=False), x)
+
+
+# -- recovery of a known target -----------------------------------------------------------
+def moment_failures(y: torch.Tensor, gm: GaussianMixture, n_se: float = 5.0) -> list[str]:
+    """Compare sample mean, covariance and mixture weights with the target, each within n_se
+    standard errors computed for this sample size (from the target's own moments)."""
+    n = y.shape[0]
+    failures = []
+    cov_true = gm.covariance()
+    se_mean = (torch.diagonal(cov_true) / n).sqrt()
+    if ((y.mean(0) - gm.mean()).abs() > n_se * se_mean).any():
+        failures.append(f"mean {y.mean(0).tolist()} vs {gm.mean().tolist()}")
+    ref = gm.sample(200_000, generator=torch.Generator().manual_seed(99))  # for 4th moments
+    c = ref - ref.mean(0)
+    se_cov = (c[:, :, None] * c[:, None, :]).reshape(len(ref), -1).std(0).reshape(2, 2) / math.sqrt(
+        n
+    )
+    if ((torch.cov(y.T) - cov_true).abs() > n_se * se_cov).any():
+        failures.append(f"cov {torch.cov(y.T).tolist()} vs {cov_true.tolist()}")
+    r = gm.responsibilities(y)  # E_p[r_k] = w_k; binomial-type std error std(r_k)/sqrt(n)
+    se_w = gm.responsibilities(ref).std(0) / math.sqrt(n)
+    if ((r.mean(0) - gm.weights).abs() > n_se * se_w).any():
+        failures.append(f"weights {r.mean(0).tolist()} vs {gm.weights.tolist()}")
+    return failures
+
+
+RECOVERY = {
+    "ddpm_1000": (sample_ddpm, None, "eps", {"generator": 1}),
+    "ddim_100": (sample_ddim, 100, "eps", {}),
+    "dpm_solver_pp_20": (sample_dpm_solver_pp, 20, "eps", {}),
+    "dpm_solver_pp_20_v_zero_snr": (sample_dpm_solver_pp, 20, "v", {}),
+}
+
+
+@pytest.mark.parametrize("case", RECOVERY)
+def test_exact_score_recovery(case: str) -> None:
+    """With the mixture's exact eps as the network, samples have the target's mean, covariance
+    and mixture weights (n = 8000, 5 standard errors: a false alarm rate below 1e-5 per check)."""
+    sampler, n_steps, prediction, extra = RECOVERY[case]
+    s = make_schedule("linear", 1000, rescale_zero_terminal_snr=case.endswith("zero_snr"))
+    gm = target()
+    pairs = full_pairs(1000) if n_steps is None else timestep_pairs(1000, n_steps, "trailing")
+    kwargs = {k: torch.Generator().manual_seed(v) for k, v in extra.items()}
+    y = sampler(
+        gm.eps_model(s, prediction),
+        noise(8000, 7),
+        s,
+        pairs,
+        prediction=prediction,
+        progress=False,
+        **kwargs,
+    )
+    assert moment_failures(y, gm) == []
+
+
+def test_exact_score_recovery_detects_missing_noise() -> None:
+    """The same check rejects DDPM run without its noise (the classic sampling bug)."""
+    s = make_schedule("linear", 1000)
+    gm = target()
+    pairs = timestep_pairs(1000, 100, "trailing")
+    y = sample_ddpm(gm.eps_model(s), noise(8000, 7), s, pairs, add_noise=False, progress=False)
+    assert any(f.startswith("cov") for f in moment_failures(y, gm))
+
+
+@pytest.mark.parametrize(
+    "sampler, low, high",
+    [(sample_euler, 1.7, 2.3), (sample_heun, 2.8, 4.5), (sample_dpm_solver_pp, 2.8, 4.5)],
+    ids=["euler", "heun", "dpm_solver_pp"],
+)
+def test_convergence_order(sampler, low: float, high: float) -> None:
+    """Error against a 1000-step solution shrinks ~2x (first order) or ~4x (second order) when the
+    step count doubles from 40 to 80. Deterministic; ratios measured: Euler 1.97, Heun 3.26,
+    DPM-Solver++(2M) 3.36 (the last step to t = -1 is first order for all of them)."""
+    s = make_schedule("linear", 1000)
+    model = target().eps_model(s)
+    x = noise(2000, 8)
+    ref = sample_dpm_solver_pp(model, x, s, timestep_pairs(1000, 1000, "trailing"), progress=False)
+    errs = [
+        (sampler(model, x, s, timestep_pairs(1000, n, "trailing"), progress=False) - ref)
+        .norm(dim=1)
+        .mean()
+        .item()
+        for n in (40, 80)
+    ]
+    assert low < errs[0] / errs[1] < high
+
+
+def test_heun_uses_two_evaluations_per_step_but_the_last() -> None:
+    s = make_schedule("linear", 1000)
+    calls = []
+
+    def counting(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        calls.append(int(t[0]))
+        return linear_model(x, t)
+
+    sample_heun(counting, noise(4, 9), s, timestep_pairs(1000, 6, "trailing"), progress=False)
+    assert len(calls) == 2 * 6 - 1
+
+
+# -- inversion ----------------------------------------------------------------------------
+def test_ddim_inversion_roundtrip() -> None:
+    s = make_schedule("linear", 1000)
+    pairs = timestep_pairs(1000, 50, "leading")
+    x0 = noise(32, 10)
+
+    def constant(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # eps independent of x, t
+        return torch.full_like(x, 0.3)
+
+    # with an eps that does not depend on (x, t), inversion and sampling are exact inverses
+    z = ddim_invert(constant, x0, s, pairs, progress=False)
+    torch.testing.assert_close(
+        sample_ddim(constant, z, s, pairs, progress=False), x0, rtol=1e-9, atol=1e-9
+    )
+    # with the exact mixture eps, reconstruction error is small and shrinks with more steps
+    gm = target()
+    model = gm.eps_model(s)
+    data = gm.sample(2000, generator=torch.Generator().manual_seed(11))
+    errs = []
+    for n in (50, 200):
+        p = timestep_pairs(1000, n, "leading")
+        back = sample_ddim(
+            model, ddim_invert(model, data, s, p, progress=False), s, p, progress=False
+        )
+        errs.append((back - data).norm(dim=1).median().item())
+    assert errs[1] < 0.05 and errs[1] < errs[0]
+
+
+# -- options and bad input ----------------------------------------------------------------
+@pytest.mark.parametrize("name", ["ddim", "dpm_solver_pp", "euler", "heun", "lcm", "ddpm"])
+def test_zero_terminal_snr_eps_prediction_raises(name: str) -> None:
+    s = make_schedule("linear", 1000, rescale_zero_terminal_snr=True)
+    x = noise(4, 12)
+    with pytest.raises(ValueError, match="eps-prediction is undefined at t=999.*v-prediction"):
+        SAMPLERS[name](linear_model, x, s, timestep_pairs(1000, 10, "trailing"), progress=False)
+    # v-prediction is fine there, and eps with leading spacing never visits t = T-1
+    out = SAMPLERS[name](
+        linear_model, x, s, timestep_pairs(1000, 10, "trailing"), prediction="v", progress=False
+    )
+    assert torch.isfinite(out).all()
+    out = SAMPLERS[name](linear_model, x, s, timestep_pairs(1000, 10, "leading"), progress=False)
+    assert torch.isfinite(out).all()
+
+
+def test_bad_options_raise() -> None:
+    s = make_schedule("linear", 100)
+    x = noise(4, 13)
+    pairs = timestep_pairs(100, 5, "trailing")
+    with pytest.raises(ValueError, match="'epsilon'.*eps, x0, v"):
+        sample_ddim(linear_model, x, s, pairs, prediction="epsilon", progress=False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="choose one of clip_x0"):
+        sample_ddim(linear_model, x, s, pairs, clip_x0=True, threshold=0.99, progress=False)
+    with pytest.raises(ValueError, match="quantile in \\(0, 1\\]"):
+        sample_dpm_solver_pp(linear_model, x, s, pairs, threshold=99.5, progress=False)
+    with pytest.raises(ValueError, match="eta must lie in \\[0, 1\\]"):
+        sample_ddim(linear_model, x, s, pairs, eta=1.5, progress=False)
+    with pytest.raises(ValueError, match="'learned'.*fixed_small, fixed_large"):
+        sample_ddpm(linear_model, x, s, pairs, variance="learned", progress=False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="order must be 1 or 2"):
+        sample_dpm_solver_pp(linear_model, x, s, pairs, order=3, progress=False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'middle'.*source, target"):
+        ddim_invert(linear_model, x, s, pairs, eval_at="middle", progress=False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="must chain"):
+        sample_ddim(linear_model, x, s, [(99, 50), (40, -1)], progress=False)
+    with pytest.raises(ValueError, match="model output has shape"):
+        sample_ddim(lambda a, t: a[:, :1], x, s, pairs, progress=False)
+    with pytest.raises(ValueError, match="set_alpha_to_one=False"):
+        ddim_invert(linear_model, x, s, pairs, prediction="x0", progress=False)
+
+
+def test_dynamic_threshold() -> None:
+    """Saharia et al. 2022: s = quantile of |x0| per example, clamped to >= 1; x0 -> clamp / s."""
+    x = torch.cat([torch.linspace(-3, 3, 1001)[None], 0.5 * torch.linspace(-1, 1, 1001)[None]])
+    out = dynamic_threshold(x, 0.9)
+    s0 = torch.quantile(x[0].abs(), 0.9)
+    torch.testing.assert_close(out[0], x[0].clamp(-s0, s0) / s0)
+    torch.testing.assert_close(out[1], x[1])  # quantile < 1: s = 1, plain clipping to [-1, 1]
+    assert out.abs().max() <= 1.0
+    capped = dynamic_threshold(x, 0.9, max_value=1.5)
+    torch.testing.assert_close(capped[0], x[0].clamp(-1.5, 1.5) / 1.5)
+
+
+@pytest.mark.parametrize(
+    "shape", [(2,), (3, 8, 8), (3, 4, 8, 8)], ids=["points", "images", "videos"]
+)
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_samplers_accept_any_shape(shape: tuple[int, ...], name: str) -> None:
+    s = make_schedule("linear", 100)
+    x = noise(3, 14, shape, dtype=torch.float32)
+    seen = []
+    pairs = (
+        lcm_pairs(100, 4, original_steps=20)
+        if name == "lcm"
+        else timestep_pairs(100, 4, "trailing")
+    )
+    kw = {"generator": torch.Generator().manual_seed(0)} if name in ("ddpm", "ddim", "lcm") else {}
+    out = SAMPLERS[name](
+        linear_model,
+        x,
+        s,
+        pairs,
+        clip_x0=True,
+        callback=lambda i, t, xt, x0: seen.append((i, t, xt.shape)),
+        progress=False,
+        **kw,
+    )
+    assert out.shape == x.shape and out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert [(i, t) for i, t, _ in seen] == [(i, t) for i, (t, _) in enumerate(pairs)]
