@@ -158,7 +158,7 @@ def bench_browser(md: str, repeat: int) -> dict:
                 page = browser.new_page()
                 page.goto(page_file.as_uri())
                 page.wait_for_function(
-                    "document.getElementById('paper-index').dataset.piReady === '1'"
+                    "document.getElementById('pi-root').dataset.piReady === '1'"
                 )
                 results = {}
                 for name, before, js in CHANGES:
@@ -178,7 +178,7 @@ def bench_browser(md: str, repeat: int) -> dict:
                         passes.append(
                             float(
                                 page.evaluate(
-                                    "document.getElementById('paper-index').dataset.lastFilterMs"
+                                    "document.getElementById('pi-root').dataset.lastFilterMs"
                                 )
                             )
                         )
@@ -199,7 +199,7 @@ def bench_browser(md: str, repeat: int) -> dict:
                         "filter_pass_ms_median": round(statistics.median(passes), 1),
                     }
                 page.evaluate(RESET)
-                shown = page.evaluate("document.getElementById('paper-index').dataset.shown")
+                shown = page.evaluate("document.getElementById('pi-root').dataset.shown")
                 browser.close()
         except Exception as exc:  # no browser binary, sandbox refused...
             return {"skipped": f"browser unavailable: {type(exc).__name__}: {str(exc)[:200]}"}

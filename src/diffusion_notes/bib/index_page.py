@@ -261,7 +261,8 @@ def render_index(
         "the key is shown under each entry, and **Copy BibTeX** copies its entry."
     )
     out.append("")
-    h: list[str] = ['<div class="pi-root" id="paper-index">']
+    # not "paper-index": the page's h1 "Paper index" gets that id from its heading
+    h: list[str] = ['<div class="pi-root" id="pi-root">']
     if inline_assets:
         h.append(
             "<style>" + ASSETS["assets/paper-index.css"].read_text(encoding="utf-8") + "</style>"

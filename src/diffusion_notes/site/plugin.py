@@ -121,7 +121,7 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
             if message:
                 problems.append(message)
             title = _page_title(text, rel, lab)
-            uri = rel[:-3] + ".ipynb" if lab else rel
+            uri = rel[:-3] + ".md" if lab else rel  # a lab page gets the URL an .md would
             for key in dict.fromkeys(c.key for c in citations):
                 self.backlinks.setdefault(key, []).append((title, uri))
         if problems:

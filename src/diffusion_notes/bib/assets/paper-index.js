@@ -121,7 +121,7 @@
     }
   }
 
-  function start() { init(document.getElementById("paper-index")); }
+  function start() { init(document.getElementById("pi-root")); }
   // mkdocs-material with instant navigation swaps pages without a reload: hook its document$.
   if (typeof window.document$ !== "undefined" && window.document$.subscribe) {
     window.document$.subscribe(start);
