@@ -81,3 +81,13 @@ def test_failing_cell_names_lab_and_cell(tmp_path: Path) -> None:
     with pytest.raises(LabError, match=r"bad-lab\.py: cell 2 of 2: 'y = 1 / 0' failed: .*ZeroDivisionError"):
         execute_lab(lab, tmp_path / "cache", smoke=True, log=lambda *_: None)
     assert not list((tmp_path / "cache").rglob("*.ipynb")), "a failed run left a notebook"
+
+
+def test_progress_bars_keep_their_final_state(tmp_path: Path) -> None:
+    lab = tmp_path / "bars-lab.py"
+    lab.write_text("# %%\nimport sys\nsys.stderr.write('step 1\\rstep 2\\rdone\\n')\n"
+                   "print('plain line')\n")
+    run = execute_lab(lab, tmp_path / "cache", smoke=True, log=lambda *_: None)
+    outputs = nbformat.read(run.notebook, as_version=4).cells[0].outputs
+    texts = {o.name: o.text for o in outputs}
+    assert texts["stderr"] == "done\n" and texts["stdout"] == "plain line\n"

@@ -13,6 +13,7 @@ import sys
 # Modules that expose ``register(subparsers) -> None``; each adds its sub-commands.
 COMMAND_MODULES = [
     "diffusion_notes.bib.cli",
+    "diffusion_notes.train_cli",
 ]
 
 

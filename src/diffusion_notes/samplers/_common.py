@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: no ipywidgets needed in notebooks
 
 from diffusion_notes.diffusion import Prediction, check_prediction
 from diffusion_notes.schedules import Schedule

@@ -23,7 +23,7 @@ import nbformat
 
 PACKAGE = "diffusion_notes"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/diffusion_notes
-EXECUTOR_VERSION = "1"  # bump to invalidate every cached lab when execution itself changes
+EXECUTOR_VERSION = "2"  # bump to invalidate every cached lab when execution itself changes
 _CELL_MARK = re.compile(r"^# %%", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -199,6 +199,7 @@ def execute_lab(
         else:
             os.environ["DIFFUSION_NOTES_SMOKE"] = env_before
     seconds = time.perf_counter() - start
+    _settle_progress_bars(nb)
     nb.metadata["diffusion_notes"] = {"source": lab.name, "smoke": smoke,
                                       "seconds": round(seconds, 1)}
     nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
@@ -211,6 +212,19 @@ def execute_lab(
     os.replace(tmp, out)
     log(f"executed lab {lab.name} in {seconds:.1f} s")
     return LabRun(lab, out, slot / key, cached=False, seconds=seconds)
+
+
+def _settle_progress_bars(nb: nbformat.NotebookNode) -> None:
+    """Keep only the final state of lines redrawn with carriage returns (tqdm bars).
+
+    A progress bar writes hundreds of ``\r``-separated updates to stderr; a terminal shows the
+    last one, and so should the page and the downloaded notebook.
+    """
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and "\r" in output.get("text", ""):
+                lines = output["text"].split("\n")
+                output["text"] = "\n".join(line.rstrip("\r").split("\r")[-1] for line in lines)
 
 
 def _failing_cell(nb: nbformat.NotebookNode) -> int | None:

@@ -1,0 +1,73 @@
+"""The trained-model cache: keyed by the config hash, trains once, survives a bad file."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from diffusion_notes import cache
+from diffusion_notes.cache import cache_root, config_hash, get_or_train, model_path
+from diffusion_notes.train import TrainConfig
+
+TINY = TrainConfig(data="moons", model="mlp", steps=30, batch_size=64, width=16, depth=1,
+                   n_points=500)
+
+
+def test_hash_is_stable_and_sensitive() -> None:
+    assert config_hash(TINY) == config_hash(replace(TINY))
+    assert len(config_hash(TINY)) == 16
+    for change in ({"steps": 31}, {"seed": 1}, {"lr": 1e-3}, {"data": "rings"}):
+        assert config_hash(replace(TINY, **change)) != config_hash(TINY), change
+    assert model_path(TINY, "/x").name == f"moons-mlp-{config_hash(TINY)}.pt"
+
+
+def test_cache_root_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DIFFUSION_NOTES_CACHE", str(tmp_path))
+    assert cache_root() == tmp_path
+    monkeypatch.delenv("DIFFUSION_NOTES_CACHE")
+    root = cache_root()
+    assert root.name == ".cache" and (root.parent / "pyproject.toml").is_file()
+
+
+def test_get_or_train_trains_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DIFFUSION_NOTES_CACHE", str(tmp_path))
+    calls = []
+    real_train = __import__("diffusion_notes.train", fromlist=["train"]).train
+
+    def counting_train(*args, **kwargs):
+        calls.append(1)
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr("diffusion_notes.train.train", counting_train)
+    model, info = get_or_train(TINY, device="cpu", progress=False)
+    assert not info.from_cache and info.steps == 30 and len(info.losses) == 30
+    assert info.path == model_path(TINY) and info.path.is_file()
+    again, info2 = get_or_train(TINY, device="cpu", progress=False)
+    assert info2.from_cache and len(calls) == 1
+    assert info2.losses == info.losses
+    for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert not again.training
+    # only the model file is left in the cache folder (no temporary training folders)
+    assert [p.name for p in (tmp_path / "models").iterdir()] == [info.path.name]
+    # another config is another entry
+    _, info3 = get_or_train(replace(TINY, seed=1), device="cpu", progress=False)
+    assert not info3.from_cache and info3.path != info.path and len(calls) == 2
+
+
+def test_a_corrupt_cache_entry_is_retrained(tmp_path: Path) -> None:
+    _, info = get_or_train(TINY, device="cpu", root=tmp_path, progress=False)
+    info.path.write_bytes(info.path.read_bytes()[:100])
+    _, info2 = get_or_train(TINY, device="cpu", root=tmp_path, progress=False)
+    assert not info2.from_cache
+    _, info3 = get_or_train(TINY, device="cpu", root=tmp_path, progress=False)
+    assert info3.from_cache
+
+
+def test_cache_version_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    key = config_hash(TINY)
+    monkeypatch.setattr(cache, "CACHE_VERSION", cache.CACHE_VERSION + 1)
+    assert config_hash(TINY) != key
