@@ -28,14 +28,7 @@ from diffusion_notes.schedules import make_schedule
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread for this module, restored afterwards. On the shared 2-core test box,
-    OpenMP threads oversubscribe: the ELBO check took 22 s with 2 threads and under 1 s with 1."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _gen(seed: int) -> torch.Generator:

@@ -10,31 +10,14 @@ import torch
 from diffusion_notes.data.gmm import GaussianMixture, ring_mixture
 from diffusion_notes.diffusion import q_sample, to_x0_eps
 from diffusion_notes.schedules import make_schedule
+from tests.conftest import skewed_mixture
 
 F64 = torch.float64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread here, restored afterwards: on the shared 2-core box OpenMP threads
-    oversubscribe (a GMM eps call measured 85 ms with 2 threads, 2.6 ms with 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
-def skewed_mixture() -> GaussianMixture:
-    """Three correlated components with unequal weights, in 2-D."""
-    means = torch.tensor([[-1.0, 0.0], [1.5, 0.5], [0.0, -1.5]])
-    covs = torch.stack(
-        [
-            0.3 * torch.eye(2),
-            torch.tensor([[0.5, 0.2], [0.2, 0.3]]),
-            torch.tensor([[0.2, -0.1], [-0.1, 0.4]]),
-        ]
-    )
-    return GaussianMixture(means, covs, torch.tensor([0.5, 0.3, 0.2]))
 
 
 def test_sample_moments_match_closed_form() -> None:

@@ -23,6 +23,7 @@ from diffusion_notes.samplers import (
 )
 from diffusion_notes.schedules import make_schedule
 from diffusion_notes.timesteps import full_pairs, lcm_pairs, timestep_pairs
+from tests.conftest import skewed_mixture
 
 F64 = torch.float64
 SAMPLERS = {
@@ -35,27 +36,11 @@ SAMPLERS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    """One intra-op thread here, restored afterwards: on the shared 2-core box OpenMP threads
-    oversubscribe (a GMM eps call measured 85 ms with 2 threads, 2.6 ms with 1)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def target() -> GaussianMixture:
-    """Three correlated 2-D components with unequal weights."""
-    means = torch.tensor([[-1.0, 0.0], [1.5, 0.5], [0.0, -1.5]])
-    covs = torch.stack(
-        [
-            0.3 * torch.eye(2),
-            torch.tensor([[0.5, 0.2], [0.2, 0.3]]),
-            torch.tensor([[0.2, -0.1], [-0.1, 0.4]]),
-        ]
-    )
-    return GaussianMixture(means, covs, torch.tensor([0.5, 0.3, 0.2]))
+    return skewed_mixture()
 
 
 def noise(

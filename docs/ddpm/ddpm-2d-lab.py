@@ -41,6 +41,7 @@ import torch
 from diffusion_notes import get_device, is_smoke, pick
 from diffusion_notes.cache import get_or_train
 from diffusion_notes.data.toy2d import make_toy2d
+from diffusion_notes.plots import plot_loss_curve
 from diffusion_notes.samplers import sample_ddpm
 from diffusion_notes.train import make_schedule_for, preset
 
@@ -72,18 +73,7 @@ model, info = get_or_train(config, device=device)
 print(f"{'loaded from cache' if info.from_cache else 'trained'}: {info.path.name}; "
       f"{info.steps} steps, {info.seconds:.1f} s of training")
 
-losses = torch.tensor(info.losses)
-window = max(1, min(100, len(losses) // 10))
-smooth = losses.unfold(0, window, 1).mean(1)
-fig, ax = plt.subplots(figsize=(6.5, 3.2))
-ax.plot(losses, lw=0.5, alpha=0.4, label="per step")
-ax.plot(torch.arange(window - 1, len(losses)), smooth, label=f"mean of {window}")
-ax.set_yscale("log")
-ax.set_xlabel("training step")
-ax.set_ylabel(r"$L_\mathrm{simple}$")
-ax.set_title("training loss (global batch of 256 points)")
-ax.legend()
-fig.tight_layout()
+plot_loss_curve(info.losses, "training loss (global batch of 256 points)")
 plt.show()
 
 # %% [markdown]

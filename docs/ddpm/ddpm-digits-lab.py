@@ -47,6 +47,7 @@ from diffusion_notes.diffusion import (
     to_x0_eps,
 )
 from diffusion_notes.metrics import get_digit_classifier, label_entropy, score_digits
+from diffusion_notes.plots import plot_loss_curve
 from diffusion_notes.samplers import sample_ddpm
 from diffusion_notes.schedules import extract
 from diffusion_notes.train import make_schedule_for, preset
@@ -78,18 +79,7 @@ n_params = sum(p.numel() for p in model.parameters())
 print(f"{'loaded from cache' if info.from_cache else 'trained'}: {info.path.name}; "
       f"{n_params / 1e3:.0f}k parameters; {info.steps} steps, {info.seconds:.0f} s of training")
 
-losses = torch.tensor(info.losses)
-window = max(1, min(100, len(losses) // 10))
-smooth = losses.unfold(0, window, 1).mean(1)
-fig, ax = plt.subplots(figsize=(6.5, 3.2))
-ax.plot(losses, lw=0.5, alpha=0.4, label="per step")
-ax.plot(torch.arange(window - 1, len(losses)), smooth, label=f"mean of {window}")
-ax.set_yscale("log")
-ax.set_xlabel("training step")
-ax.set_ylabel(r"$L_\mathrm{simple}$")
-ax.set_title("training loss on 8x8 digits")
-ax.legend()
-fig.tight_layout()
+plot_loss_curve(info.losses, "training loss on 8x8 digits")
 plt.show()
 
 # %% [markdown]

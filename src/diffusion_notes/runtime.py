@@ -8,15 +8,18 @@
 from __future__ import annotations
 
 import os
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
 
 def get_device(preference: str = "auto") -> torch.device:
     """Pick ``cuda`` when present, else ``cpu``; the environment variable wins over 'auto'."""
+    import torch  # here, not at module level: the site build imports this module without torch
+
     if preference == "auto":
         preference = os.environ.get("DIFFUSION_NOTES_DEVICE", "auto")
     if preference == "auto":

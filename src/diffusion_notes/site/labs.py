@@ -13,6 +13,7 @@ import hashlib
 import os
 import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -183,8 +184,11 @@ def execute_lab(
     )
     log(f"executing lab {lab.name} ({len(nb.cells)} cells{', smoke mode' if smoke else ''})")
     start = time.perf_counter()
+    kernel_log = tempfile.TemporaryFile()
     try:
-        client.execute()
+        # the kernel's own stderr (start-up chatter such as its TCP notice) goes to a log,
+        # quoted below if the kernel dies; cell output reaches the notebook through Jupyter
+        client.execute(stderr=kernel_log)
     except CellExecutionError as exc:
         index = _failing_cell(nb)
         where = _cell_label(nb, index) if index is not None else "a cell"
@@ -192,8 +196,12 @@ def execute_lab(
         last = text.splitlines()[-1:] or ["error"]
         raise LabError(f"{lab}: {where} failed: {last[0]}") from None
     except DeadKernelError as exc:
-        raise LabError(f"{lab}: the kernel died while executing ({exc})") from None
+        kernel_log.seek(0)
+        tail = kernel_log.read().decode("utf-8", "replace").strip().splitlines()[-3:]
+        raise LabError(f"{lab}: the kernel died while executing ({exc}); "
+                       f"its last words: {' | '.join(tail) or 'none'}") from None
     finally:
+        kernel_log.close()
         if env_before is None:
             os.environ.pop("DIFFUSION_NOTES_SMOKE", None)
         else:

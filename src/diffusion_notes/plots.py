@@ -1,0 +1,27 @@
+"""Figures that more than one lab draws (matplotlib; each returns its figure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import torch
+
+
+def plot_loss_curve(losses: Sequence[float], title: str, *, window: int | None = None):
+    """Per-step training loss (faint) with its running mean, on a log scale."""
+    values = torch.as_tensor(list(losses), dtype=torch.float64)
+    if values.numel() == 0:
+        raise ValueError("no losses to plot: was the model trained for zero steps?")
+    window = window or max(1, min(100, values.numel() // 10))
+    smooth = values.unfold(0, window, 1).mean(1)  # running mean over `window` steps
+    fig, ax = plt.subplots(figsize=(6.5, 3.2))
+    ax.plot(values, lw=0.5, alpha=0.4, label="per step")
+    ax.plot(torch.arange(window - 1, values.numel()), smooth, label=f"mean of {window}")
+    ax.set_yscale("log")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(r"$L_\mathrm{simple}$")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
