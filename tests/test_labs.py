@@ -85,9 +85,13 @@ def test_failing_cell_names_lab_and_cell(tmp_path: Path) -> None:
 
 def test_progress_bars_keep_their_final_state(tmp_path: Path) -> None:
     lab = tmp_path / "bars-lab.py"
-    lab.write_text("# %%\nimport sys\nsys.stderr.write('step 1\\rstep 2\\rdone\\n')\n"
+    lab.write_text("# %%\nimport sys, time\nfrom tqdm import tqdm\n"
+                   "sys.stderr.write('step 1\\rstep 2\\rdone\\n')\n"
+                   "for _ in tqdm(range(40), desc='work'):\n    time.sleep(0.01)\n"
                    "print('plain line')\n")
     run = execute_lab(lab, tmp_path / "cache", smoke=True, log=lambda *_: None)
     outputs = nbformat.read(run.notebook, as_version=4).cells[0].outputs
-    texts = {o.name: o.text for o in outputs}
-    assert texts["stderr"] == "done\n" and texts["stdout"] == "plain line\n"
+    texts = [(o.name, o.text) for o in outputs]
+    assert texts[0] == ("stderr", "done\n")
+    assert texts[1][0] == "stderr" and texts[1][1].startswith("work: 100%")  # only the last bar
+    assert texts[2] == ("stdout", "plain line\n") and len(texts) == 3

@@ -24,7 +24,7 @@ import nbformat
 
 PACKAGE = "diffusion_notes"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/diffusion_notes
-EXECUTOR_VERSION = "2"  # bump to invalidate every cached lab when execution itself changes
+EXECUTOR_VERSION = "3"  # bump to invalidate every cached lab when execution itself changes
 _CELL_MARK = re.compile(r"^# %%", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -176,8 +176,10 @@ def execute_lab(
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
                                           "language": "python"})
     nb.metadata["kernelspec"]["name"] = "python3"
-    env_before = os.environ.get("DIFFUSION_NOTES_SMOKE")
+    env_before = {k: os.environ.get(k) for k in ("DIFFUSION_NOTES_SMOKE", "TQDM_MININTERVAL")}
     os.environ["DIFFUSION_NOTES_SMOKE"] = "1" if smoke else "0"
+    # progress bars draw their first and last states only: a page shows the final bar
+    os.environ["TQDM_MININTERVAL"] = "1e6"
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", allow_errors=False,
         resources={"metadata": {"path": str(lab.parent)}},
@@ -202,10 +204,11 @@ def execute_lab(
                        f"its last words: {' | '.join(tail) or 'none'}") from None
     finally:
         kernel_log.close()
-        if env_before is None:
-            os.environ.pop("DIFFUSION_NOTES_SMOKE", None)
-        else:
-            os.environ["DIFFUSION_NOTES_SMOKE"] = env_before
+        for name, value in env_before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     seconds = time.perf_counter() - start
     _settle_progress_bars(nb)
     nb.metadata["diffusion_notes"] = {"source": lab.name, "smoke": smoke,
@@ -223,16 +226,36 @@ def execute_lab(
 
 
 def _settle_progress_bars(nb: nbformat.NotebookNode) -> None:
-    """Keep only the final state of lines redrawn with carriage returns (tqdm bars).
+    """Keep only the final state of progress bars (tqdm) in the executed notebook.
 
-    A progress bar writes hundreds of ``\r``-separated updates to stderr; a terminal shows the
-    last one, and so should the page and the downloaded notebook.
+    A bar redraws itself with carriage returns; the kernel hands each redraw over as its own
+    stream output without a trailing newline. A terminal or Jupyter shows only the last state,
+    and so should the page and the downloaded notebook: a stream output without a final
+    newline is replaced by the next output of the same stream (unless that one only ends the
+    line), ``\\r`` inside a text keeps
+    what follows it, and outputs left holding only whitespace are dropped.
     """
     for cell in nb.cells:
+        kept: list = []
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and "\r" in output.get("text", ""):
-                lines = output["text"].split("\n")
-                output["text"] = "\n".join(line.rstrip("\r").split("\r")[-1] for line in lines)
+            if output.get("output_type") != "stream":
+                kept.append(output)
+                continue
+            text = output["text"]
+            if "\r" in text:
+                text = "\n".join(line.rstrip("\r").split("\r")[-1] for line in text.split("\n"))
+            output["text"] = text
+            previous = next((o for o in reversed(kept) if o.get("output_type") == "stream"
+                             and o["name"] == output["name"]), None)
+            if previous is not None and not previous["text"].endswith("\n"):
+                if text.startswith("\n"):  # the line ends here: it was the final state
+                    previous["text"] += text
+                    continue
+                kept.remove(previous)  # redrawn: the newer state replaces it
+            kept.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = [o for o in kept
+                               if o.get("output_type") != "stream" or o["text"].strip()]
 
 
 def _failing_cell(nb: nbformat.NotebookNode) -> int | None:
