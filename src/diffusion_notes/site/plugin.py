@@ -36,6 +36,7 @@ from diffusion_notes.bib.citations import (
 )
 from diffusion_notes.bib.store import BibError, Library, load_library
 from diffusion_notes.runtime import is_smoke
+from diffusion_notes.site.benchmarks import render_benchmarks_page
 from diffusion_notes.site.checks import collect_references, collect_tests, render_checks_page
 from diffusion_notes.site.labs import LabError, LabRun, execute_lab, is_lab
 
@@ -43,6 +44,7 @@ log = logging.getLogger("mkdocs.plugins.diffusion_notes")
 
 INDEX_URI = "papers/index.md"
 CHECKS_URI = "checks.md"
+BENCH_URI = "benchmarks.md"
 MATHJAX_URI = "assets/vendor/mathjax/tex-svg.js"
 _NB_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->",
                          re.DOTALL)
@@ -159,6 +161,11 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
         tests = collect_tests(self.root / "tests", self.root)
         refs = collect_references(self.docs_dir)
         files.append(File.generated(config, CHECKS_URI, content=render_checks_page(tests, refs)))
+        try:
+            bench = render_benchmarks_page(self.root / "bench" / "results")
+        except ValueError as exc:
+            raise PluginError(str(exc)) from None
+        files.append(File.generated(config, BENCH_URI, content=bench))
         return files
 
     # ----------------------------------------------------------------- 3. pages

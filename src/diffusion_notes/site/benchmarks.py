@@ -1,0 +1,126 @@
+"""The page "Benchmarks", generated at build time from ``bench/results/*.json``.
+
+The numbers on the page are read from the files the benchmark scripts write, so the page
+cannot drift from the last run; a missing file is shown as "not run yet" with the command that
+produces it, never as a made-up number.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def _load(results: Path, name: str) -> dict[str, Any] | None:
+    path = results / f"{name}.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc}); rerun `python bench/{name}.py`") from exc
+
+
+def _missing(name: str) -> list[str]:
+    return [f"Not run yet: `python bench/{name}.py` writes `bench/results/{name}.json`.", ""]
+
+
+def _digits(d: dict[str, Any]) -> list[str]:
+    train, sampling, clf = d["train"], d["sampling"], d["classifier"]
+    fractions = d["predicted_labels"]["fractions"]
+    lines = [
+        f"Machine: {d['machine']['device']}, {d['machine']['cpu_count']} cores, torch "
+        f"{d['machine']['torch']}; run {d['date'][:10]}. Model: UNet, "
+        f"{d['config']['steps']} steps of batch {d['config']['batch_size']}.",
+        "",
+        "| measure | value |",
+        "| --- | --- |",
+        f"| training | {train['steps']} steps in {train['seconds']:.1f} s "
+        f"({train['it_per_s']:.1f} it/s) |",
+        f"| sampling, DDPM-{sampling['steps']} | {sampling['n_samples']} images in "
+        f"{sampling['seconds']:.1f} s |",
+        f"| digits FD of the samples | {d['digits_fd']:.2f} |",
+        f"| real-data floor (real vs real, same sizes) | {d['real_data_floor']:.2f} |",
+        f"| precision / recall | {d['precision']:.3f} / {d['recall']:.3f} |",
+        f"| classifier held-out accuracy | {clf['held_out_accuracy']:.2%} "
+        f"({clf['n_held_out']} digits) |",
+        f"| entropy of predicted labels on samples | "
+        f"{d['predicted_labels']['entropy_bits']:.3f} bits (balanced: "
+        f"{d['predicted_labels']['balanced_entropy_bits']:.3f}) |",
+        "",
+        "Predicted label shares on the samples: "
+        + ", ".join(f"{k}: {f:.1%}" for k, f in enumerate(fractions)) + ".",
+        "",
+    ]
+    if d["digits_fd"] < d["real_data_floor"]:
+        lines += [
+            "A score below the floor does not mean the samples beat real data: the reference "
+            "half is part of the training set, so samples that sit near training digits score "
+            "well. No held-out memorisation check has been run.",
+            "",
+        ]
+    return lines
+
+
+def _samplers(d: dict[str, Any]) -> list[str]:
+    lines = ["| sampler | steps | ours (µs/step) | diffusers (µs/step) | ratio |",
+             "| --- | --- | --- | --- | --- |"]
+    for row in d["overhead"]:
+        lines.append(f"| {row['sampler']} | {row['steps']} | {row['ours_us_per_step']:.1f} | "
+                     f"{row['diffusers_us_per_step']:.1f} | {row['ratio']:.2f} |")
+    lines += ["", "Quality against steps is on the [samplers benchmark]"
+              "(fast-sampling/samplers-benchmark.md) page.", ""]
+    return lines
+
+
+def _site(d: dict[str, Any]) -> list[str]:
+    mode = "smoke settings" if d.get("smoke") else "full settings"
+    return [
+        "| build | seconds | goal |",
+        "| --- | --- | --- |",
+        f"| cold (every lab executed, every model trained, {mode}) | {d['cold_s']:.1f} | "
+        f"≤ {d['goals']['cold_s']} |",
+        f"| cached rebuild | {d['cached_s']:.1f} | ≤ {d['goals']['cached_s']} |",
+        "",
+        f"Machine: {d['machine']}.",
+        "",
+    ]
+
+
+def _papers(d: dict[str, Any]) -> list[str]:
+    imp, browser = d["import"], d.get("browser", {})
+    lines = [
+        "| measure | value | goal |",
+        "| --- | --- | --- |",
+        f"| import of the 2026-06 list (median) | {imp['import_2026_06_s_median']:.2f} s | "
+        f"< {imp['goal_s']:.0f} s |",
+        f"| render of the index page ({d['render']['entries']} entries) | "
+        f"{d['render']['render_index_s_median']:.2f} s | |",
+    ]
+    if browser:
+        lines.append(f"| slowest filter change in Chromium | {browser['worst_ms']:.1f} ms | "
+                     f"< {browser['goal_ms']:.0f} ms |")
+    return lines + [""]
+
+
+def render_benchmarks_page(results: Path) -> str:
+    lines = [
+        "# Benchmarks",
+        "",
+        "Numbers measured on this project's machines (2 CPU cores unless said otherwise), read "
+        "at build time from `bench/results/`. Rerun a benchmark with the command named in its "
+        "section; the page follows.",
+        "",
+    ]
+    sections = [
+        ("DDPM on 8x8 digits", "digits", _digits),
+        ("Sampler overhead against diffusers", "samplers", _samplers),
+        ("Site build", "site_build", _site),
+        ("Paper index", "papers", _papers),
+    ]
+    for title, name, render in sections:
+        lines += [f"## {title}", "", f"`python bench/{name}.py`", ""]
+        data = _load(results, name)
+        lines += render(data) if data is not None else _missing(name)
+    return "\n".join(lines)
