@@ -30,9 +30,11 @@ def test_scan_markdown_skips_code_and_numbers_lines() -> None:
         "x = '[@not_a_citation]'",
         "```",
         "Inline `[@nope]` is code; [@d2023w] is not.",
+        "With locators [@e2024v, Eq. 5] and [@f2025u, Sec. 3.4; @g2026t].",
     ])
     found = [(c.key, c.line) for c in scan_source(text, is_lab=False)]
-    assert found == [("a2020x", 2), ("b2021y", 2), ("c2022z", 2), ("d2023w", 6)]
+    assert found == [("a2020x", 2), ("b2021y", 2), ("c2022z", 2), ("d2023w", 6),
+                     ("e2024v", 7), ("f2025u", 7), ("g2026t", 7)]
 
 
 def test_scan_lab_reads_only_markdown_cells() -> None:
@@ -59,11 +61,12 @@ def test_unknown_key_message_names_page_line_and_neighbours(library) -> None:
 
 
 def test_link_citations_outside_code_only(library) -> None:
-    html = ("<p>DDPM [@ho2020denoising; @song2020denoising].</p>"
+    html = ("<p>DDPM [@ho2020denoising; @song2020denoising]. Eq. [@ho2020denoising, Eq. 5]</p>"
             "<pre><code>[@ho2020denoising]</code></pre><p>Again [@ho2020denoising].</p>")
     out, cited = link_citations(html, library, lambda k: f"../papers/#{k}")
     assert cited == ["ho2020denoising", "song2020denoising"]
-    assert out.count('class="citation"') == 3
+    assert out.count('class="citation"') == 4
+    assert ">Ho et al., 2020, Eq. 5</a>" in out
     assert "<pre><code>[@ho2020denoising]</code></pre>" in out
     assert 'href="../papers/#song2020denoising"' in out
     assert short_label(library["ho2020denoising"]) == "Ho et al., 2020"
@@ -96,3 +99,9 @@ def test_checks_page_lists_tests_and_backlinks(tmp_path: Path) -> None:
     assert "{ #test_identity }" in page
     assert "[Note](note.md#eq-one)" in page
     assert "One equals one." in page
+
+
+def test_malformed_citation_is_reported_not_dropped(library) -> None:
+    cites = scan_source("ok [@ho2020denoising]\nbad [@ho2020denoising; Sec 2]\n", is_lab=False)
+    message = unknown_keys_message("docs/x.md", cites, library)
+    assert message is not None and message.startswith("docs/x.md:2: malformed citation")

@@ -1,4 +1,5 @@
-"""Citations in notes and labs: ``[@key]`` and ``[@key1; @key2]``.
+"""Citations in notes and labs: ``[@key]``, ``[@key1; @key2]``, and with a locator
+``[@key, Sec. 3.4]`` or ``[@key1, Eq. 5; @key2]`` (pandoc's syntax).
 
 Two passes, both here so that they agree on the syntax:
 
@@ -18,8 +19,9 @@ from dataclasses import dataclass
 
 from diffusion_notes.bib.store import Library, Paper
 
-KEY = r"[A-Za-z0-9_][A-Za-z0-9_:.+\-/]*"
-CITATION = re.compile(rf"\[(@{KEY}(?:\s*;\s*@{KEY})*)\]")
+KEY = r"[A-Za-z0-9_](?:[A-Za-z0-9_:.+\-/]*[A-Za-z0-9_])?"
+LOCATOR = r"(?:,[^;\]\[]+)?"  # ", Eq. 5": any text up to the next ';' or ']'
+CITATION = re.compile(rf"\[(@{KEY}{LOCATOR}(?:\s*;\s*@{KEY}{LOCATOR})*)\]")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _INLINE_CODE = re.compile(r"`[^`]*`")
 _CODE_BLOCKS = re.compile(r"(<pre\b.*?</pre>|<code\b.*?</code>|<script\b.*?</script>)",
@@ -28,20 +30,38 @@ _CODE_BLOCKS = re.compile(r"(<pre\b.*?</pre>|<code\b.*?</code>|<script\b.*?</scr
 
 @dataclass(frozen=True)
 class Citation:
-    key: str
+    key: str  # for a malformed citation: the text that follows "[@"
     line: int  # 1-based line in the source file
+    malformed: bool = False
+
+
+def items_of(group: str) -> list[tuple[str, str]]:
+    """``'@a, Eq. 5; @b'`` -> ``[('a', 'Eq. 5'), ('b', '')]``."""
+    items = []
+    for part in group.split(";"):
+        key, _, locator = part.strip()[1:].partition(",")
+        if key:
+            items.append((key.strip(), locator.strip()))
+    return items
 
 
 def keys_of(group: str) -> list[str]:
-    """``'@a; @b'`` -> ``['a', 'b']``."""
-    return [part.strip()[1:] for part in group.split(";") if part.strip()]
+    """``'@a; @b, p. 3'`` -> ``['a', 'b']``."""
+    return [key for key, _ in items_of(group)]
 
 
 def _scan_lines(lines: Iterable[tuple[int, str]]) -> list[Citation]:
     found: list[Citation] = []
     for number, line in lines:
-        for match in CITATION.finditer(_INLINE_CODE.sub("", line)):
+        prose = _INLINE_CODE.sub("", line)
+        covered: set[int] = set()
+        for match in CITATION.finditer(prose):
             found.extend(Citation(k, number) for k in keys_of(match.group(1)))
+            covered.add(match.start())
+        # "[@" that the syntax does not accept would silently stay text: report it instead
+        for m in re.finditer(r"\[@", prose):
+            if m.start() not in covered:
+                found.append(Citation(prose[m.start():m.start() + 40], number, malformed=True))
     return found
 
 
@@ -76,7 +96,10 @@ def unknown_keys_message(path: str, citations: Sequence[Citation], library: Libr
     """One line per unknown key, naming the page, the line and the closest known keys."""
     problems = []
     for c in citations:
-        if c.key not in library:
+        if c.malformed:
+            problems.append(f"{path}:{c.line}: malformed citation '{c.key}': write [@key], "
+                            "[@key, Eq. 5] or [@key1; @key2]")
+        elif c.key not in library:
             near = library.closest(c.key)
             hint = f"did you mean {', '.join(near)}?" if near else "add it to curated.bib"
             problems.append(f"{path}:{c.line}: unknown citation key '{c.key}' ({hint})")
@@ -111,11 +134,11 @@ def link_citations(
 
     def one(match: re.Match[str]) -> str:
         parts = []
-        for key in keys_of(html.unescape(match.group(1))):
+        for key, locator in items_of(html.unescape(match.group(1))):
             paper = library[key]  # KeyError for an unknown key
             if key not in cited:
                 cited.append(key)
-            label = html.escape(short_label(paper))
+            label = html.escape(short_label(paper) + (f", {locator}" if locator else ""))
             title = html.escape(paper.title, quote=True)
             parts.append(f'<a class="citation" href="{html.escape(href(key), quote=True)}" '
                          f'title="{title}">{label}</a>')

@@ -124,7 +124,7 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
                 problems.append(message)
             title = _page_title(text, rel, lab)
             uri = rel[:-3] + ".md" if lab else rel  # a lab page gets the URL an .md would
-            for key in dict.fromkeys(c.key for c in citations):
+            for key in dict.fromkeys(c.key for c in citations if not c.malformed):
                 self.backlinks.setdefault(key, []).append((title, uri))
         if problems:
             raise PluginError("\n".join(problems))
