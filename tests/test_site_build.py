@@ -35,7 +35,7 @@ def _mini_project(tmp: Path, pages: dict[str, str], *, nav: list[str] | None = N
                                     else (REPO / "papers.bib").read_text(encoding="utf-8"))
     nav_lines = "\n".join(f"  - {p}" for p in (nav or ["index.md", *pages]))
     (tmp / "mkdocs.yml").write_text(
-        f"INHERIT: {REPO / 'mkdocs.yml'}\ndocs_dir: docs\nnav:\n{nav_lines}\n"
+        f"INHERIT: {REPO / 'mkdocs.yml'}\ndocs_dir: docs\nwatch: []\nnav:\n{nav_lines}\n"
         "  - papers/index.md\n"
     )
     return tmp / "mkdocs.yml"

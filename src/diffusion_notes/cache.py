@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import pickle
+import re
 import tempfile
 import time
 import warnings
@@ -82,6 +83,17 @@ def wrap_checkpoint(kind: str, payload: Mapping[str, Any]) -> dict[str, Any]:
     return {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "kind": kind, **payload}
 
 
+def _load_failure_reason(exc: BaseException) -> str:
+    """The useful part of torch.load's error: for a weights-only refusal torch writes a long
+    paragraph whose real cause follows "WeightsUnpickler error:"; else the first line."""
+    text = str(exc).strip()
+    found = re.search(r"WeightsUnpickler error:\s*(.+)", text)
+    if found:
+        return found.group(1).strip().splitlines()[0]
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return first if len(first) <= 120 else first[:117].rsplit(" ", 1)[0] + "..."
+
+
 def load_checkpoint(
     path: str | os.PathLike[str], *, kind: str | None = None, map_location: str | torch.device = "cpu"
 ) -> dict[str, Any]:
@@ -96,7 +108,7 @@ def load_checkpoint(
             obj = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, pickle.UnpicklingError, EOFError, zipfile.BadZipFile, ValueError,
             OSError, KeyError, AttributeError, IndexError, TypeError) as exc:
-        reason = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(exc).__name__
+        reason = _load_failure_reason(exc)
         raise CheckpointError(
             f"{path}: not a diffusion-notes checkpoint / truncated: {fix} ({reason})"
         ) from None
