@@ -9,8 +9,9 @@ with ~800 entries. Writes ``bench/results/papers.json``.
   ``curated.bib`` (everything an import does except the final write), and a fresh import of
   2023-12 then 2026-06 into an empty folder (with the atomic writes). Wall time, median of
   ``--repeat`` runs, in this process (the interpreter start-up is not counted).
-* browser: the index page (``render_index`` with its script and style inlined) opened from a
-  file in headless Chromium through Playwright; each filter change (section, year, venue, has
+* browser: the index page in headless Chromium through Playwright: the built site's
+  ``papers/`` page (Material theme and all) when ``site/`` holds one (``make site``), else a
+  bare page of ``render_index`` with its script and style inlined, opened from a file; each filter change (section, year, venue, has
   code, text typed, reset) is timed in the page from the event to the end of the update
   with style and layout forced (``offsetHeight``), and separately to the next painted frame
   (which adds paint and the wait for the frame, ~16 ms at 60 Hz); the worst case is
@@ -134,7 +135,24 @@ CHANGES = [  # (what, JavaScript run before (untimed), JavaScript that makes the
 RESET = "document.getElementById('pi-reset').click(); void document.body.offsetHeight"
 
 
-def bench_browser(md: str, repeat: int) -> dict:
+def _serve(directory: Path):
+    """Serve ``directory`` on 127.0.0.1 (a free port) in a thread; returns (server, base url)."""
+    import functools
+    import http.server
+    import socketserver
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+    server = socketserver.ThreadingTCPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+def bench_browser(md: str, repeat: int, site: Path | None = None) -> dict:
     try:
         import markdown
         from playwright.sync_api import sync_playwright
@@ -146,9 +164,15 @@ def bench_browser(md: str, repeat: int) -> dict:
         or shutil.which("google-chrome")
     )
     body = markdown.markdown(md, extensions=["md_in_html", "attr_list"])
+    server = None
     with tempfile.TemporaryDirectory() as d:
-        page_file = Path(d) / "index.html"
-        page_file.write_text(PAGE.format(body=body), encoding="utf-8")
+        if site is not None:  # the real page of a built site, theme and all
+            server, base = _serve(site)
+            url = base + "papers/"
+        else:
+            page_file = Path(d) / "index.html"
+            page_file.write_text(PAGE.format(body=body), encoding="utf-8")
+            url = page_file.as_uri()
         try:
             with sync_playwright() as p:
                 kw = {"args": ["--no-sandbox"]}
@@ -156,7 +180,7 @@ def bench_browser(md: str, repeat: int) -> dict:
                     kw["executable_path"] = exe
                 browser = p.chromium.launch(**kw)
                 page = browser.new_page()
-                page.goto(page_file.as_uri())
+                page.goto(url)
                 page.wait_for_function(
                     "document.getElementById('pi-root').dataset.piReady === '1'"
                 )
@@ -203,6 +227,9 @@ def bench_browser(md: str, repeat: int) -> dict:
                 browser.close()
         except Exception as exc:  # no browser binary, sandbox refused...
             return {"skipped": f"browser unavailable: {type(exc).__name__}: {str(exc)[:200]}"}
+        finally:
+            if server is not None:
+                server.shutdown()
     worst = max(v["filter_and_layout_ms_median"] for v in results.values())
     return {
         "chromium": exe or "playwright's",
@@ -217,6 +244,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--no-browser", action="store_true")
+    ap.add_argument("--site", type=Path, default=REPO / "site",
+                    help="a built site whose papers/ page is timed (default: site/ when it "
+                         "exists, as `make site` leaves it; else a bare page of the index)")
     args = ap.parse_args()
     if not (NEW.is_file() and OLD.is_file() and META.is_dir()):
         print(f"skipped: list snapshots not found under {DATA}")
@@ -236,7 +266,10 @@ def main() -> int:
     result["render"] = render
     print(f"render_index ({render['entries']} entries): {render['render_index_s_median']} s")
     if not args.no_browser:
-        result["browser"] = bench_browser(md, args.repeat)
+        site = args.site if (args.site / "papers" / "index.html").is_file() else None
+        result["browser"] = bench_browser(md, args.repeat, site)
+        result["browser"]["page"] = ("the built site's papers/ page" if site
+                                     else "a bare page of the index (no theme)")
         b = result["browser"]
         if "skipped" in b:
             print(f"browser: skipped ({b['skipped']})")
