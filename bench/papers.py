@@ -135,6 +135,13 @@ CHANGES = [  # (what, JavaScript run before (untimed), JavaScript that makes the
 RESET = "document.getElementById('pi-reset').click(); void document.body.offsetHeight"
 
 
+def prepare(page, before: str) -> None:
+    """Reset every filter, then apply the change's precondition (if any) and settle layout."""
+    page.evaluate(RESET)
+    if before:
+        page.evaluate("let s; " + before + "; void document.body.offsetHeight")
+
+
 def _serve(directory: Path):
     """Serve ``directory`` on 127.0.0.1 (a free port) in a thread; returns (server, base url)."""
     import functools
@@ -188,9 +195,7 @@ def bench_browser(md: str, repeat: int, site: Path | None = None) -> dict:
                 for name, before, js in CHANGES:
                     layout, frame, passes = [], [], []
                     for _ in range(repeat):
-                        page.evaluate(RESET)
-                        if before:
-                            page.evaluate("let s; " + before + "; void document.body.offsetHeight")
+                        prepare(page, before)
                         # Event -> filter -> style and layout done (forced by offsetHeight).
                         layout.append(
                             page.evaluate(
@@ -206,9 +211,7 @@ def bench_browser(md: str, repeat: int, site: Path | None = None) -> dict:
                                 )
                             )
                         )
-                        page.evaluate(RESET)
-                        if before:
-                            page.evaluate("let s; " + before + "; void document.body.offsetHeight")
+                        prepare(page, before)
                         # Event -> next painted frame (adds paint and the wait for the frame).
                         frame.append(
                             page.evaluate(
