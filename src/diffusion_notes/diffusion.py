@@ -127,16 +127,36 @@ def score_from_eps(
     return -eps / extract(schedule.sigma, t, like)
 
 
+def x0_eps_from_output(
+    output: torch.Tensor,
+    xt: torch.Tensor,
+    a: float | torch.Tensor,
+    s: float | torch.Tensor,
+    prediction: Prediction,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x0, eps)`` from a network output of type ``prediction`` at ``x_t = a x0 + s eps``.
+
+    ``a = sqrt(abar_t)`` and ``s = sqrt(1 - abar_t)`` are floats or tensors that broadcast
+    against ``xt``. eps: ``x0 = (x_t - s eps) / a``; x0: ``eps = (x_t - a x0) / s``;
+    v (Salimans & Ho 2022, sec. 4): ``x0 = a x_t - s v``, ``eps = s x_t + a v``.
+    """
+    if prediction == "eps":
+        return (xt - s * output) / a, output
+    if prediction == "x0":
+        return output, (xt - a * output) / s
+    if prediction == "v":
+        return a * xt - s * output, s * xt + a * output
+    check_prediction(prediction)
+    raise AssertionError("unreachable")
+
+
 def to_x0_eps(
     schedule: Schedule, xt: torch.Tensor, t: TimeArg, output: torch.Tensor, prediction: Prediction
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Turn a network output of type ``prediction`` into the pair ``(x0, eps)``."""
     check_prediction(prediction)
-    if prediction == "eps":
-        return predict_x0_from_eps(schedule, xt, t, output), output
-    if prediction == "x0":
-        return output, predict_eps_from_x0(schedule, xt, t, output)
-    return x0_from_v(schedule, xt, t, output), eps_from_v(schedule, xt, t, output)
+    a, s = extract(schedule.sqrt_alpha_bar, t, xt), extract(schedule.sigma, t, xt)
+    return x0_eps_from_output(output, xt, a, s, prediction)
 
 
 # -- training loss -----------------------------------------------------------------------------
