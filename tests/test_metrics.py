@@ -148,3 +148,31 @@ def test_floor_is_size_matched(classifier) -> None:
     assert small.fd == pytest.approx(small.floor)  # same 200 real digits both times
     # fewer samples -> larger plug-in FD (bias ~ tr(S)/n): the floor must follow
     assert small.floor > full.floor
+
+
+def test_held_out_split_is_the_classifiers_and_disjoint() -> None:
+    from diffusion_notes.data.digits import digits_split, load_digits_tensor
+
+    train, held = digits_split()
+    assert (len(train.images), len(held.images)) == (1438, 359)
+    all_digits = load_digits_tensor()
+    tr, te = split_indices(all_digits.labels, 0.2, seed=0)  # the classifier's own split
+    assert torch.equal(all_digits.images[te], held.images)
+    flat = {tuple(v.tolist()) for v in train.images.reshape(len(train.images), -1)}
+    overlap = sum(tuple(v.tolist()) in flat for v in held.images.reshape(len(held.images), -1))
+    assert overlap <= 2  # sklearn's digits hold a couple of exact duplicate images, no more
+    counts = torch.bincount(held.labels, minlength=10)
+    assert counts.min() >= 35 and counts.max() <= 37  # stratified: ~20 % of each class
+
+
+def test_held_out_score_of_real_training_digits_sits_at_the_floor(classifier) -> None:
+    clf, _ = classifier
+    from diffusion_notes.data.digits import digits_split
+    from diffusion_notes.metrics import score_digits_held_out
+
+    train, held = digits_split()
+    real = score_digits_held_out(train.images[-400:], clf, seed=1)
+    noise = score_digits_held_out(torch.rand(400, 1, 8, 8) * 2 - 1, clf)
+    assert real.n_reference == 359
+    assert real.fd < 2.0 * real.floor  # real digits score like the floor
+    assert noise.fd > 10.0 * noise.floor  # and noise far above it

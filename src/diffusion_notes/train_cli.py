@@ -141,7 +141,7 @@ def draw_samples(
         raise ValueError(f"sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
     schedule = make_schedule_for(config)
     shape = (n, 2) if config.model == "mlp" else (
-        (n, 1, 8, 8) if config.data == "digits" else (n, 1, 16, 16))
+        (n, 1, 8, 8) if config.data in ("digits", "digits_train") else (n, 1, 16, 16))
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=g).to(device)
     fn = model
