@@ -201,3 +201,165 @@ def ring_mixture(k: int = 8, radius: float = 2.0, std: float = 0.25) -> Gaussian
     means = radius * torch.stack([angles.cos(), angles.sin()], dim=1)
     covs = (std**2) * torch.eye(2, dtype=_F64).expand(k, 2, 2).clone()
     return GaussianMixture(means, covs, torch.full((k,), 1.0 / k, dtype=_F64))
+
+
+class LabelledMixture(GaussianMixture):
+    """A Gaussian mixture whose components carry class labels: an exact toy for guidance.
+
+    With ``y(k)`` the label of component ``k`` and ``p(y) = sum_{k: y(k) = y} w_k``:
+
+    * the **conditional** ``p(x | y)`` is the mixture of the components labelled ``y`` with
+      weights ``w_k / p(y)`` (:meth:`conditional`), so its noised marginal and score are exact
+      too;
+    * the **noisy classifier** is Bayes' rule on the noised mixture,
+      ``p(y | x_t) = sum_{k: y(k) = y} w_k N(x_t; a m_k, C_k) / q(x_t)``
+      (:meth:`log_classifier`, differentiable, so autograd can take its gradient);
+    * its gradient is a difference of two exact scores,
+      ``grad log p(y | x_t) = grad log q(x_t | y) - grad log q(x_t)`` (:meth:`classifier_score`).
+
+    Args:
+        labels: ``(K,)`` integers in ``0 .. num_classes - 1``; every class needs a component.
+    """
+
+    def __init__(
+        self,
+        means: torch.Tensor,
+        covs: torch.Tensor,
+        weights: torch.Tensor,
+        labels: torch.Tensor | list[int],
+    ) -> None:
+        super().__init__(means, covs, weights)
+        labels = torch.as_tensor(labels, dtype=torch.long)
+        if labels.shape != (self.K,):
+            raise ValueError(f"labels must have shape (K,) = {(self.K,)}, got {tuple(labels.shape)}")
+        n = int(labels.max()) + 1
+        missing = sorted(set(range(n)) - set(labels.tolist()))
+        if int(labels.min()) < 0 or missing:
+            raise ValueError(
+                f"labels must cover 0 .. num_classes - 1 with no gaps; got {labels.tolist()} "
+                f"(missing {missing})" if missing else f"labels must be >= 0, got {labels.tolist()}"
+            )
+        self.labels = labels
+        self.num_classes = n
+        self._conditionals: dict[int, GaussianMixture] = {}
+
+    def check_class(self, y: int) -> int:
+        """``y`` as an int, or a ValueError naming the valid classes."""
+        if not isinstance(y, int | torch.Tensor) or (
+            isinstance(y, torch.Tensor) and y.numel() != 1
+        ):
+            raise ValueError(f"class must be one integer, got {y!r}")
+        y = int(y)
+        if not 0 <= y < self.num_classes:
+            raise ValueError(f"unknown class {y}: this mixture has classes 0 .. {self.num_classes - 1}")
+        return y
+
+    def class_prior(self) -> torch.Tensor:
+        """``p(y)``, shape ``(num_classes,)``, float64."""
+        return torch.zeros(self.num_classes, dtype=_F64).index_add_(0, self.labels, self.weights)
+
+    def conditional(self, y: int) -> GaussianMixture:
+        """``p(x | y)``: the components labelled ``y``, their weights renormalised."""
+        y = self.check_class(y)
+        if y not in self._conditionals:
+            keep = self.labels == y
+            w = self.weights[keep]
+            self._conditionals[y] = GaussianMixture(self.means[keep], self.covs[keep], w / w.sum())
+        return self._conditionals[y]
+
+    def sample_labelled(
+        self, n: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` pairs ``(x, y)`` from ``p(x, y)``: points ``(n, d)`` float64 and labels ``(n,)``."""
+        k = torch.multinomial(self.weights, n, replacement=True, generator=generator)
+        z = torch.randn(n, self.d, generator=generator, dtype=_F64)
+        return self.means[k] + torch.einsum("nij,nj->ni", self._chol[k], z), self.labels[k]
+
+    def log_classifier(self, xt: torch.Tensor, t: int, schedule: Schedule) -> torch.Tensor:
+        """``log p(y | x_t)`` for every class, shape ``(n, num_classes)``, float64, differentiable.
+
+        Bayes' rule on the exact noised mixture: component log-densities
+        ``log w_k N(x_t; a m_k, a^2 S_k + s^2 I)`` are pooled per label by logsumexp and
+        normalised over all components. ``t = -1`` means clean data (``a = 1, s = 0``).
+        """
+        ab = 1.0 if int(t) < 0 else schedule.alpha_bar_list[int(t)]
+        a = math.sqrt(ab)
+        x = xt.to(_F64).reshape(-1, self.d)
+        C = ab * self.covs + (1.0 - ab) * torch.eye(self.d, dtype=_F64)
+        L = torch.linalg.cholesky(C)  # (K, d, d)
+        diff = x[None] - (a * self.means)[:, None, :]  # (K, n, d)
+        z = torch.linalg.solve_triangular(L, diff.transpose(1, 2), upper=False)  # (K, d, n)
+        logdet = 2.0 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)
+        log_wn = (torch.log(self.weights) - 0.5 * (logdet + self.d * math.log(2 * math.pi)))[
+            :, None
+        ] - 0.5 * (z * z).sum(1)  # (K, n)
+        per_class = torch.stack(
+            [torch.logsumexp(log_wn[self.labels == c], dim=0) for c in range(self.num_classes)], 1
+        )
+        return per_class - torch.logsumexp(log_wn, dim=0)[:, None]
+
+    def classifier_score(
+        self, xt: torch.Tensor, t: int, schedule: Schedule, y: int
+    ) -> torch.Tensor:
+        """``grad_x log p(y | x_t) = score of q(x_t | y) - score of q(x_t)``, shaped like ``xt``."""
+        return self.conditional(y).score(xt, t, schedule) - self.score(xt, t, schedule)
+
+    def guided_score(
+        self, xt: torch.Tensor, t: int, schedule: Schedule, y: int, gamma: float
+    ) -> torch.Tensor:
+        """``grad log q(x_t) + gamma grad log p(y | x_t)``: what guidance with scale ``gamma``
+        follows (classifier guidance with an exact classifier, or CFG with exact scores)."""
+        return self.score(xt, t, schedule) + gamma * self.classifier_score(xt, t, schedule, y)
+
+    def tilted_log_density(self, x: torch.Tensor, y: int, gamma: float) -> torch.Tensor:
+        """``log p(x) + gamma log p(y | x)`` (unnormalised) at clean points ``x`` (..., d):
+        the density guidance is often said to sample, ``p(x) p(y | x)^gamma``."""
+        y = self.check_class(y)
+        log_py_x = self.log_classifier(x.reshape(-1, self.d), -1, _UNIT_SCHEDULE)[:, y]
+        return self.log_prob(x) + gamma * log_py_x.reshape(x.shape[:-1])
+
+    def cond_eps_model(
+        self, schedule: Schedule
+    ) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+        """A perfect class-conditional noise predictor ``net(x_t, t, y)``: the exact eps of
+        ``q(x_t | y)`` for ``y < num_classes`` and of ``q(x_t)`` for ``y = num_classes`` (the
+        "no label" token of classifier-free guidance). ``y`` is an int or ``(B,)`` labels."""
+        models = [self.conditional(c).eps_model(schedule) for c in range(self.num_classes)]
+        models.append(self.eps_model(schedule))
+
+        def net(xt: torch.Tensor, t: torch.Tensor, y: torch.Tensor | int) -> torch.Tensor:
+            yy = torch.as_tensor(y, device=xt.device).reshape(-1).expand(xt.shape[0])
+            if bool(((yy < 0) | (yy > self.num_classes)).any()):
+                raise ValueError(
+                    f"labels must lie in 0 .. {self.num_classes} ({self.num_classes} = no label)"
+                )
+            tt = torch.as_tensor(t).reshape(-1).expand(xt.shape[0])
+            out = torch.empty_like(xt)
+            for c in yy.unique().tolist():
+                rows = (yy == c).nonzero().reshape(-1)
+                out[rows] = models[c](xt[rows], tt[rows.cpu()])
+            return out
+
+        return net
+
+
+class _UnitSchedule:
+    """Stand-in for a schedule at clean data (only ``t = -1`` is ever asked of it)."""
+
+    alpha_bar_list: list[float] = []
+
+
+_UNIT_SCHEDULE: Schedule = _UnitSchedule()  # type: ignore[assignment]
+
+
+def labelled_mixture() -> LabelledMixture:
+    """The guidance lab's toy: three classes in 2-D, two of them made of two components, and
+    classes that overlap, so that p(y | x) is soft and guidance has something to sharpen."""
+    means = torch.tensor(
+        [[-1.6, 0.6], [-0.4, 1.8], [1.2, 0.9], [0.3, -1.0], [1.7, -1.4]], dtype=_F64
+    )
+    s = [0.35, 0.3, 0.45, 0.4, 0.3]
+    covs = torch.stack([v * v * torch.eye(2, dtype=_F64) for v in s])
+    covs[2] = torch.tensor([[0.3, 0.12], [0.12, 0.15]], dtype=_F64)
+    weights = torch.tensor([0.2, 0.15, 0.3, 0.2, 0.15], dtype=_F64)
+    return LabelledMixture(means, covs, weights, labels=[0, 0, 1, 2, 2])
