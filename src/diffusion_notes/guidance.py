@@ -112,7 +112,9 @@ class ClassifierFreeGuidance(_Guided):
     call it gamma: ``eps = eps_u + gamma (eps_c - eps_u)``. gamma = 1 is the conditional model
     (no guidance) and gamma = 0 the unconditional one. Ho & Salimans write
     ``eps = (1 + w) eps_c - w eps_u``, so their ``w`` is ``gamma - 1``: their "no guidance" is
-    w = 0 and their w = 1 is gamma = 2 (:func:`classifier_free` accepts either). In score terms
+    w = 0 and their w = 1 is gamma = 2 (:func:`classifier_free` accepts either). diffusers'
+    ``ClassifierFreeGuidance`` guider uses gamma by default and Ho & Salimans' w with
+    ``use_original_formulation=True``, both under the name ``guidance_scale``. In score terms
     gamma is the exponent of the sharpened classifier: the guided score is
     ``grad log p(x_t) + gamma grad log p(y | x_t)``.
 

@@ -471,6 +471,10 @@ PRESETS: dict[str, TrainConfig] = {
     "digits_cond": TrainConfig(data="digits_train", model="unet", steps=4000, batch_size=128,
                                lr=2e-3, width=32, depth=1, class_conditional=True,
                                label_dropout=0.1),
+    # its unconditional twin (same network, same data, no labels): the model that classifier
+    # guidance steers with a noise-aware classifier
+    "digits_uncond": TrainConfig(data="digits_train", model="unet", steps=4000, batch_size=128,
+                                 lr=2e-3, width=32, depth=1),
     # the 2-D lab's model (residual MLP on the swiss roll)
     "toy2d": TrainConfig(data="swiss_roll", model="mlp", steps=4000, batch_size=256, lr=2e-3,
                          width=128, depth=3, ema_decay=0.995),
