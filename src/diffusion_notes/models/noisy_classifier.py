@@ -33,7 +33,7 @@ _KIND = "noisy-classifier"
 class NoisyDigitClassifier(nn.Module):
     """``model(x_t, t) -> logits (B, num_classes)`` for (B, 1, 8, 8) images at timestep ``t``."""
 
-    def __init__(self, width: int = 32, num_classes: int = 10, freq_dim: int = 64) -> None:
+    def __init__(self, width: int = 16, num_classes: int = 10, freq_dim: int = 64) -> None:
         super().__init__()
         self.num_classes = num_classes
         emb = 4 * width
@@ -61,8 +61,8 @@ class NoisyDigitClassifier(nn.Module):
 class NoisyClassifierConfig:
     """Everything that determines the trained classifier (and so its cache key)."""
 
-    width: int = 32
-    steps: int = 3000
+    width: int = 16
+    steps: int = 2000
     batch_size: int = 128
     lr: float = 2e-3
     schedule: str = "linear"
