@@ -392,7 +392,7 @@ def labelled_mixture() -> LabelledMixture:
     """The guidance lab's toy: three classes in 2-D, two of them made of two components, and
     classes that overlap, so that p(y | x) is soft and guidance has something to sharpen."""
     means = torch.tensor(
-        [[-1.6, 0.6], [-0.4, 1.8], [1.2, 0.9], [0.3, -1.0], [1.7, -1.4]], dtype=_F64
+        [[-1.6, 0.6], [-0.4, 1.8], [0.6, 1.1], [0.3, -1.0], [1.7, -1.4]], dtype=_F64
     )
     s = [0.35, 0.3, 0.45, 0.4, 0.3]
     covs = torch.stack([v * v * torch.eye(2, dtype=_F64) for v in s])

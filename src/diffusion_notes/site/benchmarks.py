@@ -104,6 +104,41 @@ def _papers(d: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _guidance(d: dict[str, Any]) -> list[str]:
+    m = d["machine"]
+    smp = d["sampler"]
+    lines = [
+        f"Machine: {m['device']}, {m['cpu_count']} cores (load average {m['load_average_at_start']:.1f} "
+        f"at start), torch {m['torch']}; run {d['date'][:10]}. DDIM-{smp['steps']} "
+        f"(eta {smp['eta']:g}, x0 clipped), {d['n_per_class']} samples per class, scored by "
+        "the held-out digit classifier against the 359 held-out digits.",
+        "",
+        "![Digits FD against class accuracy, precision/recall and diversity per guidance scale]"
+        "(guidance/guidance-bench.png)",
+        "",
+        "| method | scale | interval (sigma) | accuracy | FD | floor | precision | recall | "
+        "diversity | s / 64 samples |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in d["rows"]:
+        iv = "all" if r["interval"] is None else f"({r['interval'][0]:g}, {r['interval'][1]:g}]"
+        lines.append(f"| {r['method']} | {r['scale']:g} | {iv} | {r['accuracy']:.1%} | "
+                     f"{r['fd']:.2f} | {r['floor']:.2f} | {r['precision']:.2f} | "
+                     f"{r['recall']:.2f} | {r['diversity']:.2f} | {r['seconds_per_64']:.2f} |")
+    g = d["goals"]
+    cfg = "met" if g["cfg"]["met"] else "missed"
+    cg = "met" if g["cg"]["met"] else "missed"
+    lines += [
+        "",
+        f"Goals: CFG {g['cfg']['goal']}: **{cfg}** (unguided FD {g['cfg']['unguided_fd']:.2f}). "
+        f"Classifier guidance {g['cg']['goal']}: **{cg}** (best {g['cg']['best_accuracy']:.1%} "
+        f"at scale {g['cg']['best_scale']:g}). What the curves mean: "
+        "[What guidance really does](guidance/what-guidance-does.md).",
+        "",
+    ]
+    return lines
+
+
 def render_benchmarks_page(results: Path) -> str:
     lines = [
         "# Benchmarks",
@@ -116,6 +151,7 @@ def render_benchmarks_page(results: Path) -> str:
     sections = [
         ("DDPM on 8x8 digits", "digits", _digits),
         ("Sampler overhead against diffusers", "samplers", _samplers),
+        ("Guidance on digits", "guidance", _guidance),
         ("Site build", "site_build", _site),
         ("Paper index", "papers", _papers),
     ]
