@@ -217,3 +217,27 @@ def test_a_finished_run_is_left_alone(tmp_path: Path) -> None:
     again = train(shorter, out_dir=tmp_path, progress=False)
     assert again.steps == 4 and again.resumed_from == 4
     assert done.checkpoint.read_bytes() == before  # weights of step 4 are not relabelled 3
+
+
+def test_label_dropout_replaces_labels_by_the_null_token_at_its_rate() -> None:
+    """Classifier-free guidance training: each label becomes 10 ("no label") with probability
+    label_dropout, independently; the kept ones are the true labels."""
+    import math as _math
+
+    from diffusion_notes.train import load_data, make_batch, preset
+
+    config = preset("digits_cond", batch_size=512)
+    data, labels = load_data(config)
+    dropped = kept_wrong = total = 0
+    for step in range(20):
+        b = make_batch(config, data, labels, step)
+        from diffusion_notes.train import batch_indices
+
+        true = labels[batch_indices(config.seed, step, config.batch_size, len(data))]
+        dropped += int((b.y == 10).sum())
+        kept_wrong += int(((b.y != 10) & (b.y != true)).sum())
+        total += len(b.y)
+    p = config.label_dropout
+    # binomial(10240, 0.1): standard deviation 30; 5 of them
+    assert abs(dropped - p * total) < 5 * _math.sqrt(total * p * (1 - p)), dropped
+    assert kept_wrong == 0
