@@ -59,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--n-per-class", type=int, default=None)
     parser.add_argument("--steps", type=int, default=None, help="DDIM steps (default 30)")
+    parser.add_argument("--cfg-scales", type=float, nargs="+", default=list(CFG_SCALES))
+    parser.add_argument("--cg-scales", type=float, nargs="+", default=list(CG_SCALES))
     args = parser.parse_args(argv)
     smoke = is_smoke()
     device = get_device(args.device)
@@ -81,9 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     uncond_den = Denoiser(uncond_model, schedule, clip_x0=True)
 
     rows = []
-    settings = [("cfg", s, None) for s in CFG_SCALES]
-    settings += [("cfg", s, INTERVAL) for s in CFG_SCALES if s != 1.0]
-    settings += [("cg", s, None) for s in CG_SCALES]
+    cfg_scales = sorted({1.0, *args.cfg_scales})  # 1.0: the unguided baseline of the goal
+    settings = [("cfg", s, None) for s in cfg_scales]
+    settings += [("cfg", s, INTERVAL) for s in cfg_scales if s != 1.0]
+    settings += [("cg", s, None) for s in args.cg_scales]
     for method, scale, interval in settings:
         if method == "cfg":
             def build(y, scale=scale, interval=interval):

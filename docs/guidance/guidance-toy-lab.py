@@ -212,7 +212,8 @@ plt.show()
 
 # %% [markdown]
 # At $\gamma = 1$ the guided score is the exact conditional score at every noise level, and the
-# distance sits at the finite-sample floor: guidance with perfect models samples $p(x \mid y)$.
+# distance is close to the finite-sample floor (what is left is the discretisation of 200
+# steps): guidance with perfect models samples $p(x \mid y)$.
 # As $\gamma$ grows the two rows part ways. The table says how: compare the average
 # $\log p(y \mid x)$ and the spread (root of the total variance) of the samples with those of
 # $p_\gamma$. Where the samples are more confident and tighter than $p_\gamma$, guidance has
@@ -256,9 +257,10 @@ plt.show()
 
 # %% [markdown]
 # At $\gamma = 1$ the two scores agree (the gap is quadrature round-off): Bayes' rule holds at
-# every level. For $\gamma > 1$ they differ, least at small $t$ (there both are scores of
-# nearly the clean tilted density) and most at intermediate and high noise, where
-# $p_t(y \mid x)$ is broad and raising it to a power reshapes the whole noised density. The
+# every level. For $\gamma > 1$ they differ, little at small $t$ (there both are scores of
+# nearly the clean tilted density), most at intermediate noise, where $p_t(y \mid x)$ is
+# broad but not yet flat and raising it to a power reshapes the noised density, and less again
+# at the highest noise, where both densities are close to one Gaussian. The
 # guided sampler therefore follows a different path from the start, and a path that started
 # wrong is not pulled back by correct scores near the end. That is the argument for guiding
 # only in a limited interval of noise levels [@kynkaanniemi2024applying], which the
