@@ -97,8 +97,9 @@ def train_noisy_classifier(
         torch.manual_seed(config.seed)
         model = NoisyDigitClassifier(width=config.width).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-4)
+    # one-cycle: 5 % warm-up (at least 2 steps, which the scheduler needs), cosine decay
     lr_sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps,
-                                                   pct_start=0.05)
+                                                   pct_start=max(0.05, 2.0 / config.steps))
     model.train()
     for _ in tqdm(range(config.steps), desc="train noisy classifier", disable=not progress,
                   unit="step", dynamic_ncols=True):
