@@ -118,14 +118,16 @@ def train_noisy_classifier(
 
 @torch.no_grad()
 def noisy_accuracy(
-    model: NoisyDigitClassifier, ts: tuple[int, ...] = (0, 250, 500, 750, 999), seed: int = 0
+    model: NoisyDigitClassifier, config: NoisyClassifierConfig, seed: int = 0
 ) -> tuple[tuple[int, float], ...]:
-    """Accuracy on the 359 held-out digits noised to each timestep in ``ts``."""
+    """Accuracy on the 359 held-out digits noised to t = 0, T/4, T/2, 3T/4 and T - 1."""
     from diffusion_notes.data.digits import digits_split
     from diffusion_notes.diffusion import q_sample
     from diffusion_notes.schedules import make_schedule
 
-    sched = make_schedule("linear", 1000)
+    sched = make_schedule(config.schedule, config.timesteps)
+    T = config.timesteps
+    ts = (0, T // 4, T // 2, 3 * T // 4, T - 1)
     _, held = digits_split()
     dev = next(model.parameters()).device
     g = torch.Generator().manual_seed(seed)
@@ -172,7 +174,7 @@ def get_noisy_classifier(
                 tuple(float(v) for v in ckpt["losses"]))
             return model.to(device).eval(), info
     model, losses, seconds = train_noisy_classifier(config, device=device, progress=progress)
-    acc = noisy_accuracy(model)
+    acc = noisy_accuracy(model, config)
     atomic_save(wrap_checkpoint(_KIND, {
         "model": model.state_dict(), "config": asdict(config), "seconds": seconds,
         "accuracy_by_t": [list(p) for p in acc], "losses": list(losses),
