@@ -49,7 +49,7 @@ from diffusion_notes.train import make_schedule_for, preset
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOC_DIR = Path(__file__).resolve().parents[1] / "docs" / "guidance"
-CFG_SCALES = (1.0, 1.5, 2.0, 3.0, 4.0, 6.0)
+CFG_SCALES = (1.0, 1.25, 1.5, 2.0, 3.0, 5.0)
 CG_SCALES = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 INTERVAL = (0.3, 5.0)  # sigma range for the limited-interval curve
 

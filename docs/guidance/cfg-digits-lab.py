@@ -113,7 +113,7 @@ plt.show()
 
 # %%
 n_per_class = pick(40, 3)
-scales = pick([1.0, 1.5, 2.0, 3.0, 4.0, 6.0], [1.0, 3.0])
+scales = pick([1.0, 1.25, 1.5, 2.0, 3.0, 5.0], [1.0, 3.0])
 rows = []
 t0 = time.perf_counter()
 for gamma in scales:
@@ -157,8 +157,10 @@ plt.show()
 # ($\gamma = 1$) already draws mostly the right digit; guidance raises the class accuracy
 # towards the classifier's own accuracy, and precision with it, while recall and within-class
 # diversity fall: samples concentrate on the most typical way of writing each digit, the
-# trade-off [@ho2022classifier] report for ImageNet. FD against held-out digits first stays
-# near its unguided value and then rises as the samples lose variety. The benchmark goal asks
+# trade-off [@ho2022classifier] report for ImageNet. FD against held-out digits is lowest at
+# a small amount of guidance (on the benchmark run, $\gamma = 1.25$ scored below the unguided
+# model) and then rises quickly as the samples lose variety, again as in the paper, where the
+# best FID came with a small guidance weight. The benchmark goal asks
 # for 97 % accuracy at a scale where FD stays within 1.5 times the unguided model's;
 # the [Benchmarks](../benchmarks.md) page reports whether the full run meets it.
 # The limited interval changes the curve where the guided model overshoots: compare its

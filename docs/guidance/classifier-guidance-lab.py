@@ -116,7 +116,7 @@ for s in pick([1.0, 2.0, 4.0, 8.0, 16.0, 32.0], [1.0, 8.0]):
     rows.append(r)
 cg_seconds = time.perf_counter() - t0
 cfg_base = Denoiser(cond, schedule, clip_x0=True)
-for gamma in pick([1.0, 2.0, 4.0], [1.0]):
+for gamma in pick([1.0, 1.5, 3.0], [1.0]):
     r, _, _ = evaluate_guided(
         lambda y, gamma=gamma: classifier_free(cfg_base.with_cond(y), null_cond=10, scale=gamma),
         sampler, judge, method="cfg", scale=gamma, n_per_class=n_per_class, device=device)
