@@ -35,14 +35,13 @@ from torch import nn
 from tqdm import tqdm  # text bars: no ipywidgets needed in notebooks
 
 from diffusion_notes.cache import CheckpointError, atomic_save, load_checkpoint, wrap_checkpoint
-from diffusion_notes.diffusion import training_loss
+from diffusion_notes.diffusion import PREDICTIONS, training_loss
 from diffusion_notes.models import MLPDenoiser, UNet
 from diffusion_notes.runtime import get_device
 from diffusion_notes.schedules import Schedule, make_schedule
 
 DATA_NAMES: tuple[str, ...] = ("digits", "digits16", "digits_train", "swiss_roll", "moons", "rings", "checkerboard")
 MODEL_NAMES: tuple[str, ...] = ("mlp", "unet")
-PREDICTIONS: tuple[str, ...] = ("eps", "x0", "v")
 CHECKPOINT_NAME = "checkpoint.pt"
 _KIND = "ddpm"
 

@@ -133,6 +133,7 @@ def draw_samples(
     device: torch.device, label: int | None = None, progress: bool = True,
 ) -> torch.Tensor:
     """Sample ``n`` items from a trained model with the named sampler (noise from ``seed``)."""
+    from diffusion_notes.denoiser import Denoiser
     from diffusion_notes.samplers import sample_ddim, sample_ddpm, sample_dpm_solver_pp
     from diffusion_notes.timesteps import timestep_pairs
     from diffusion_notes.train import make_schedule_for
@@ -144,15 +145,12 @@ def draw_samples(
         (n, 1, 8, 8) if config.data in ("digits", "digits_train") else (n, 1, 16, 16))
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=g).to(device)
-    fn = model
+    den = Denoiser(model, schedule, prediction=config.prediction)
     if config.class_conditional:
         if label is not None and not 0 <= label <= 9:
             raise ValueError(f"label must be a digit 0..9, got {label}")
         y = (torch.full((n,), label) if label is not None else torch.arange(n) % 10).to(device)
-
-        def fn(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return model(xt, t, y[: xt.shape[0]])
-
+        den = den.with_cond(y)
     elif label is not None:
         raise ValueError("--label needs a class-conditional model")
     T = schedule.T
@@ -160,14 +158,12 @@ def draw_samples(
     with torch.no_grad():
         if sampler == "ddpm":
             pairs = None if steps == T else timestep_pairs(T, steps, "trailing")
-            out = sample_ddpm(fn, x, schedule, pairs, prediction=config.prediction,
-                              generator=g, progress=progress)
+            out = sample_ddpm(den, x, pairs, generator=g, progress=progress)
         elif sampler == "ddim":
-            out = sample_ddim(fn, x, schedule, timestep_pairs(T, steps, "trailing"),
-                              prediction=config.prediction, progress=progress)
+            out = sample_ddim(den, x, timestep_pairs(T, steps, "trailing"), progress=progress)
         else:
-            out = sample_dpm_solver_pp(fn, x, schedule, timestep_pairs(T, steps, "trailing"),
-                                       order=2, prediction=config.prediction, progress=progress)
+            out = sample_dpm_solver_pp(den, x, timestep_pairs(T, steps, "trailing"), order=2,
+                                       progress=progress)
     return out
 
 
