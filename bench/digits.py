@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
 
     schedule = make_schedule_for(config)
     g = torch.Generator().manual_seed(0)
-    x_T = torch.randn(n, 1, 8, 8, generator=g).to(device)
+    x_T = torch.randn(n, *config.dataset.shape, generator=g).to(device)
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()

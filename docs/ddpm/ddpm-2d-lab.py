@@ -92,7 +92,7 @@ plt.show()
 # %%
 n = pick(2000, 300)
 g = torch.Generator().manual_seed(0)
-x_T = torch.randn(n, 2, generator=g).to(device)
+x_T = torch.randn(n, *config.dataset.shape, generator=g).to(device)
 T = schedule.T
 keep = sorted({T - 1, int(0.7 * T), int(0.5 * T), int(0.3 * T), int(0.15 * T), int(0.05 * T)},
               reverse=True)

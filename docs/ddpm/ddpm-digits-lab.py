@@ -98,7 +98,7 @@ plt.show()
 # %%
 n = pick(500, 32)
 g = torch.Generator().manual_seed(0)
-x_T = torch.randn(n, 1, 8, 8, generator=g).to(device)
+x_T = torch.randn(n, *config.dataset.shape, generator=g).to(device)
 keep = sorted({T - 1} | {int(f * T) for f in (0.8, 0.6, 0.45, 0.3, 0.2, 0.1, 0.05)} | {0},
               reverse=True)
 traj_xt: dict[int, torch.Tensor] = {}
