@@ -9,13 +9,16 @@ network is wrapped in a :class:`~diffusion_notes.denoiser.Denoiser`, and one of 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.samplers import sample_ddim, sample_ddpm, sample_dpm_solver_pp
 from diffusion_notes.timesteps import timestep_pairs
-from diffusion_notes.train import TrainConfig, make_schedule_for
+
+if TYPE_CHECKING:  # train is imported when sampling, not when the CLI builds its parser
+    from diffusion_notes.train import TrainConfig
 
 SAMPLERS = ("ddpm", "ddim", "dpm")
 
@@ -29,6 +32,8 @@ def draw_samples(
     The sample shape and the classes come from the dataset registry; a class-conditional
     model draws ``label`` (default: the classes in turn) through the denoiser's ``cond``.
     """
+    from diffusion_notes.train import make_schedule_for
+
     if sampler not in SAMPLERS:
         raise ValueError(f"sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
     ds = config.dataset
