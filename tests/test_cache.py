@@ -41,7 +41,7 @@ def test_get_or_train_trains_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         calls.append(1)
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr("diffusion_notes.train.train", counting_train)
+    monkeypatch.setattr("diffusion_notes.cache.train", counting_train)  # cache imports train
     model, info = get_or_train(TINY, device="cpu", progress=False)
     assert not info.from_cache and info.steps == 30 and len(info.losses) == 30
     assert info.path == model_path(TINY) and info.path.is_file()

@@ -13,9 +13,8 @@ The three spacings are those of Lin et al. 2023, Table 2, computed exactly as di
 * ``trailing``: ``t_i = round(T - i * T / n) - 1`` for ``i = 0 .. n-1`` (always starts at ``T-1``)
 * ``linspace``: ``round(linspace(0, T-1, n))`` reversed
 
-What ``alpha_bar`` means at ``t_prev = -1`` is a separate choice, diffusers' ``set_alpha_to_one``:
-``True`` uses 1 (the sampler ends on clean data), ``False`` uses ``alpha_bar[0]``
-(``final_alpha_cumprod`` in diffusers). See :func:`final_alpha_bar`.
+This module is integer logic only. What ``alpha_bar`` means at ``t_prev = -1`` is a separate
+choice, diffusers' ``set_alpha_to_one``: see :func:`diffusion_notes.schedules.final_alpha_bar`.
 """
 
 from __future__ import annotations
@@ -24,8 +23,6 @@ from collections.abc import Sequence
 from typing import Literal, get_args
 
 import numpy as np
-
-from diffusion_notes.schedules import Schedule
 
 Spacing = Literal["leading", "trailing", "linspace"]
 SPACINGS: tuple[str, ...] = get_args(Spacing)
@@ -158,14 +155,3 @@ def check_pairs(pairs: Sequence[tuple[int, int]], T: int) -> list[tuple[int, int
             )
     return out
 
-
-def final_alpha_bar(schedule: Schedule, set_alpha_to_one: bool = True) -> float:
-    """alpha_bar at ``t_prev = -1``: 1 (``set_alpha_to_one=True``) or ``alpha_bar[0]``."""
-    return 1.0 if set_alpha_to_one else float(schedule.alpha_bar[0])
-
-
-def alpha_bar_at(schedule: Schedule, t: int, *, set_alpha_to_one: bool = True) -> float:
-    """``alpha_bar[t]`` for ``t >= 0`` and :func:`final_alpha_bar` for ``t = -1``."""
-    if t < 0:
-        return final_alpha_bar(schedule, set_alpha_to_one)
-    return schedule.alpha_bar_list[t]
