@@ -8,15 +8,9 @@ from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.samplers import sample_ddim, sample_ddpm
 
 
-def _as_model(den: Denoiser):
-    return lambda x, tt: den(x, int(tt[0])).eps
-
-
 def sample_ddpm_den(den: Denoiser, x: torch.Tensor, pairs, generator: torch.Generator):
-    return sample_ddpm(_as_model(den), x, den.schedule, pairs, generator=generator,
-                       progress=False)
+    return sample_ddpm(den, x, pairs, generator=generator, progress=False)
 
 
 def sample_ddim_den(den: Denoiser, x: torch.Tensor, pairs, generator: torch.Generator):
-    return sample_ddim(_as_model(den), x, den.schedule, pairs, eta=0.0, generator=generator,
-                       progress=False)
+    return sample_ddim(den, x, pairs, eta=0.0, generator=generator, progress=False)

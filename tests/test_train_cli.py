@@ -100,3 +100,75 @@ def test_console_script_when_registered() -> None:
     proc = subprocess.run([sys.executable, "-m", "diffusion_notes.cli", "sample", "/nonexistent.pt"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no such checkpoint" in proc.stderr
+
+
+@pytest.fixture(scope="module")
+def cond_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cond")
+    assert run(["train", "digits", "--cond-drop", "0.1", "--steps", "4", "--batch-size", "16",
+                "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_cond_drop_trains_a_class_conditional_model_with_label_dropout(cond_run: Path) -> None:
+    from diffusion_notes.train import load_trained
+
+    _, ckpt = load_trained(cond_run / "checkpoint.pt")
+    assert ckpt["config"]["class_conditional"] is True
+    assert ckpt["config"]["label_dropout"] == 0.1
+
+
+def test_sample_with_class_and_guidance(cond_run: Path, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture) -> None:
+    png = tmp_path / "g.png"
+    assert run(["sample", str(cond_run / "checkpoint.pt"), "--class", "3", "--guidance", "2.0",
+                "--sampler", "ddim", "--steps", "3", "--n", "4", "--out", str(png),
+                "--no-progress"]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "4 samples" in capsys.readouterr().out
+
+
+def test_guidance_scale_one_is_the_conditional_sampler_bit_for_bit(cond_run: Path) -> None:
+    import torch
+
+    from diffusion_notes.sample import draw_samples
+    from diffusion_notes.train import TrainConfig, load_trained
+
+    model, ckpt = load_trained(cond_run / "checkpoint.pt")
+    config = TrainConfig.from_dict(dict(ckpt["config"]))
+    kw = dict(sampler="ddim", steps=3, n=6, seed=1, device=torch.device("cpu"), label=7,
+              progress=False)
+    plain = draw_samples(model, config, **kw)
+    assert torch.equal(draw_samples(model, config, guidance=1.0, **kw), plain)
+    assert not torch.equal(draw_samples(model, config, guidance=3.0, **kw), plain)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--guidance", "nan"], "scale must be a finite number >= 0"),
+    (["--guidance", "-1"], "scale must be a finite number >= 0"),
+    (["--class", "12"], "label must be a class 0..9"),
+])
+def test_bad_guidance_options_are_one_clear_error(cond_run: Path, tmp_path: Path, extra, message,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    assert run(["sample", str(cond_run / "checkpoint.pt"), "--sampler", "ddim", "--steps", "2",
+                "--n", "2", "--out", str(tmp_path / "g.png"), "--no-progress", *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_guidance_on_a_model_without_label_dropout_is_a_clean_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "nodrop"
+    assert run(["train", "digits", "--cond-drop", "0", "--steps", "2", "--batch-size", "8",
+                "--device", "cpu", "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert run(["sample", str(out / "checkpoint.pt"), "--guidance", "2", "--sampler", "ddim",
+                "--steps", "2", "--n", "2", "--out", str(tmp_path / "g.png")]) == 2
+    assert "--cond-drop 0.1" in capsys.readouterr().err
+
+
+def test_cond_drop_on_unlabelled_data_is_a_clean_error(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    assert run(["train", "toy2d", "--cond-drop", "0.1", "--steps", "2",
+                "--out", str(tmp_path / "t"), "--no-progress"]) == 2
+    assert "class_conditional needs labelled data" in capsys.readouterr().err

@@ -128,10 +128,6 @@ bins = torch.arange(-3.5, 3.5 + 1e-9, 0.25, dtype=F64)
 nb = len(bins) - 1
 
 
-def to_model(den: Denoiser):
-    return lambda x, tt: den(x, int(tt[0])).eps
-
-
 def histogram(points: torch.Tensor) -> torch.Tensor:
     """Bin shares of 2-D points on the (nb x nb) grid of bins (points outside are dropped)."""
     ij = torch.bucketize(points.contiguous(), bins) - 1
@@ -171,8 +167,8 @@ for gamma in tqdm(gammas, desc="gamma"):
     p_bins = binned(p_fine)
     g = torch.Generator().manual_seed(10)
     x_T = torch.randn(n, 2, generator=g, dtype=F64)
-    x_ddpm = sample_ddpm(to_model(den), x_T, schedule, pairs, generator=g, progress=False)
-    x_ddim = sample_ddim(to_model(den), x_T, schedule, pairs, progress=False)
+    x_ddpm = sample_ddpm(den, x_T, pairs, generator=g, progress=False)
+    x_ddim = sample_ddim(den, x_T, pairs, progress=False)
     floor = tv(histogram(sample_fine(p_fine, n, g)), p_bins)
     row = {"gamma": gamma, "tv_ddpm": tv(histogram(x_ddpm), p_bins),
            "tv_ddim": tv(histogram(x_ddim), p_bins), "tv_floor": floor,

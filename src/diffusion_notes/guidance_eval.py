@@ -126,8 +126,7 @@ def ddim_sampler(pairs: Sequence[tuple[int, int]]) -> Sampler:
     from diffusion_notes.samplers import sample_ddim
 
     def run(den: Denoiser, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return sample_ddim(lambda xt, tt: den(xt, int(tt[0])).eps, x, den.schedule, pairs,
-                           eta=0.0, generator=generator, progress=False)
+        return sample_ddim(den, x, pairs, eta=0.0, generator=generator, progress=False)
 
     return run
 

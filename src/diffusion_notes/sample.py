@@ -25,12 +25,16 @@ SAMPLERS = ("ddpm", "ddim", "dpm")
 
 def draw_samples(
     model: torch.nn.Module, config: TrainConfig, *, sampler: str, steps: int, n: int, seed: int,
-    device: torch.device, label: int | None = None, progress: bool = True,
+    device: torch.device, label: int | None = None, guidance: float | None = None,
+    progress: bool = True,
 ) -> torch.Tensor:
     """Sample ``n`` items from a trained model with the named sampler (noise from ``seed``).
 
     The sample shape and the classes come from the dataset registry; a class-conditional
     model draws ``label`` (default: the classes in turn) through the denoiser's ``cond``.
+    ``guidance`` is the classifier-free guidance scale gamma (diffusers' ``guidance_scale``:
+    1 = the conditional model, see :mod:`diffusion_notes.guidance`); it needs a model trained
+    with label dropout, whose "no label" token is the unconditional branch.
     """
     from diffusion_notes.train import make_schedule_for
 
@@ -47,8 +51,17 @@ def draw_samples(
             raise ValueError(f"label must be a class 0..{k - 1} of {config.data!r}, got {label}")
         y = (torch.full((n,), label) if label is not None else torch.arange(n) % k).to(device)
         den = den.with_cond(y)
-    elif label is not None:
-        raise ValueError("--label needs a class-conditional model")
+        if guidance is not None:
+            if config.label_dropout <= 0.0:
+                raise ValueError(
+                    "--guidance needs a model trained with label dropout (train with "
+                    "--cond-drop 0.1): this one never learned its 'no label' branch")
+            from diffusion_notes.guidance import classifier_free
+
+            den = classifier_free(den, null_cond=k, scale=guidance)
+    elif label is not None or guidance is not None:
+        raise ValueError("--class and --guidance need a class-conditional model "
+                         "(train it with --cond-drop)")
     T = schedule.T
     steps = min(steps, T)
     with torch.no_grad():

@@ -38,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=_positive_int, default=None,
                    help="training steps (default: the preset's: 2500 for digits, 4000 for toy2d)")
     p.add_argument("--batch-size", type=_positive_int, default=None)
+    p.add_argument("--cond-drop", type=float, default=None, metavar="P",
+                   help="train class-conditional with label dropout P (e.g. 0.1): each label "
+                        "becomes the 'no label' token with probability P, which classifier-free "
+                        "guidance needs (digits only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1 ... (default auto)")
     p.add_argument("--out", type=Path, default=None,
@@ -60,8 +64,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="sampling steps (default: ddpm 1000, ddim 50, dpm 20)")
     s.add_argument("--n", type=_positive_int, default=None,
                    help="number of samples (default: 64 images or 2000 points)")
-    s.add_argument("--label", type=int, default=None,
-                   help="digit to draw, for a class-conditional model (default: 0..9 in turn)")
+    s.add_argument("--class", "--label", dest="label", type=int, default=None,
+                   help="class to draw, for a class-conditional model (default: all in turn)")
+    s.add_argument("--guidance", type=float, default=None, metavar="SCALE",
+                   help="classifier-free guidance scale (diffusers' guidance_scale: 1 = no "
+                        "guidance, 0 = unconditional); needs a model trained with --cond-drop")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--device", default="auto")
     s.add_argument("--out", type=Path, default=Path("grid.png"))
@@ -97,6 +104,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         overrides["batch_size"] = args.batch_size
     if args.target == "toy2d":
         overrides["data"] = args.dataset
+    if args.cond_drop is not None:
+        overrides["class_conditional"] = True
+        overrides["label_dropout"] = args.cond_drop
     try:
         device = get_device(args.device)
         config = preset(args.target, **overrides)
@@ -150,11 +160,13 @@ def cmd_sample(args: argparse.Namespace) -> int:
     try:
         samples = draw_samples(model, config, sampler=args.sampler, steps=steps, n=n,
                                seed=args.seed, device=device, label=args.label,
-                               progress=not args.no_progress)
+                               guidance=args.guidance, progress=not args.no_progress)
     except ValueError as exc:
         return _fail(str(exc))
     seconds = time.perf_counter() - start
-    png = save_samples_figure(samples, args.out,
-                              title=f"{args.sampler}, {min(steps, config.timesteps)} steps")
+    title = f"{args.sampler}, {min(steps, config.timesteps)} steps"
+    if args.guidance is not None:
+        title += f", CFG scale {args.guidance:g}"
+    png = save_samples_figure(samples, args.out, title=title)
     print(f"{n} samples in {seconds:.1f} s -> {png}")
     return 0

@@ -147,36 +147,31 @@ def get_noisy_classifier(
     root: str | os.PathLike[str] | None = None,
     progress: bool = True,
 ) -> tuple[NoisyDigitClassifier, NoisyClassifierInfo]:
-    """The noise-aware classifier from the model cache, trained once when missing."""
-    from diffusion_notes.cache import (
-        CheckpointError,
-        atomic_save,
-        cache_root,
-        config_hash,
-        load_checkpoint,
-        wrap_checkpoint,
-    )
+    """The noise-aware classifier from the model cache, trained once when missing (through
+    :func:`~diffusion_notes.cache.load_or_build`, like every cached model)."""
+    from diffusion_notes.cache import cache_root, config_hash, load_or_build
+    from diffusion_notes.checkpoints import load_checkpoint, save_checkpoint
 
     config = config or NoisyClassifierConfig()
     root = Path(root) if root is not None else cache_root()
     path = root / "models" / f"{_KIND}-{config_hash(config)}.pt"
-    if path.is_file():
-        try:
-            ckpt = load_checkpoint(path, kind=_KIND)
-            model = NoisyDigitClassifier(width=config.width)
-            model.load_state_dict(ckpt["model"])
-        except (CheckpointError, RuntimeError, KeyError):
-            pass  # unreadable or stale: retrain below
-        else:
-            info = NoisyClassifierInfo(
-                path, True, float(ckpt["seconds"]),
-                tuple((int(t), float(a)) for t, a in ckpt["accuracy_by_t"]),
-                tuple(float(v) for v in ckpt["losses"]))
-            return model.to(device).eval(), info
-    model, losses, seconds = train_noisy_classifier(config, device=device, progress=progress)
-    acc = noisy_accuracy(model, config)
-    atomic_save(wrap_checkpoint(_KIND, {
-        "model": model.state_dict(), "config": asdict(config), "seconds": seconds,
-        "accuracy_by_t": [list(p) for p in acc], "losses": list(losses),
-    }), path)
-    return model.to(device).eval(), NoisyClassifierInfo(path, False, seconds, acc, losses)
+
+    def load(p: Path) -> tuple[NoisyDigitClassifier, dict]:
+        ckpt = load_checkpoint(p, kind=_KIND)
+        model = NoisyDigitClassifier(width=config.width)
+        model.load_state_dict(ckpt["model"])
+        return model, ckpt
+
+    def build(folder: Path) -> Path:
+        model, losses, seconds = train_noisy_classifier(config, device=device, progress=progress)
+        return save_checkpoint(_KIND, {
+            "model": model.state_dict(), "config": asdict(config), "seconds": seconds,
+            "accuracy_by_t": [list(p) for p in noisy_accuracy(model, config)], "losses": list(losses),
+        }, folder / path.name)
+
+    (model, ckpt), from_cache = load_or_build(path, load, build)
+    info = NoisyClassifierInfo(
+        path, from_cache, float(ckpt["seconds"]),
+        tuple((int(t), float(a)) for t, a in ckpt["accuracy_by_t"]),
+        tuple(float(v) for v in ckpt["losses"]))
+    return model.to(device).eval(), info
