@@ -468,8 +468,9 @@ PRESETS: dict[str, TrainConfig] = {
                             width=16, depth=1),
     # the class-conditional digits model with label dropout, trained on the 80 % split only:
     # the one model that guidance (CFG), fast sampling (the LCM teacher) and the map share
-    # (width 16 and 2000 steps: 0.08 CPU-s a step measured on a loaded 2-core box, so about a
-    # minute of training on a quiet one; width 32 cost 2.4x as much per step)
+    # (width 16, 2000 steps: 0.084 CPU-s a step on one thread, measured on a loaded 2-core box,
+    # so about 170 CPU-s in all; width 32 measured 0.20 CPU-s a step. Not yet timed on a quiet
+    # machine.)
     "digits_cond": TrainConfig(data="digits_train", model="unet", steps=2000, batch_size=128,
                                lr=2e-3, width=16, depth=1, class_conditional=True,
                                label_dropout=0.1),
