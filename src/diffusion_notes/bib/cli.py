@@ -56,6 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: ../shared/data/paper-metadata when present)",
     )
     imp.add_argument("--dry-run", action="store_true", help="report only, write nothing")
+    imp.add_argument(
+        "--allow-removals",
+        action="store_true",
+        help="write even if many listed entries would be marked removed or lose their authors",
+    )
     imp.set_defaults(func=_cmd_import)
 
     srch = psub.add_parser("search", help="search papers.bib")
@@ -92,10 +97,16 @@ def _cmd_import(args: argparse.Namespace) -> int:
         print("note: no paper metadata folder found; importing without authors", file=sys.stderr)
     try:
         report = import_list(
-            args.readme, bib, curated_path=args.curated, metadata_dir=meta, dry_run=args.dry_run
+            args.readme,
+            bib,
+            curated_path=args.curated,
+            metadata_dir=meta,
+            dry_run=args.dry_run,
+            allow_removals=args.allow_removals,
         )
-    except (BibError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except BibError as exc:
+        for problem in exc.problems:
+            print(f"error: {problem}", file=sys.stderr)
         return 1
     print(report)
     return 0

@@ -56,6 +56,7 @@ FIELD_ORDER = (
     "eprint",
     "archiveprefix",
     "primaryclass",
+    "doi",
     "url",
     "note",
     "code",
@@ -89,6 +90,19 @@ def bib_problem(path: Path | str, line: int | None, what: str, key: str | None, 
     where = f"{path}:{line}" if line else f"{path}"
     about = f" (key '{key}')" if key else ""
     return f"{where}: {what}{about}: {fix}"
+
+
+# Words that make an author a team or an organisation, written braced (``{Aether Team}``).
+CORPORATE_RE = re.compile(
+    r"\b(?:team|lab|labs|group|inc|ltd|corp|corporation|consortium|contributors|authors|"
+    r"project|foundation|institute|university)\b",
+    re.I,
+)
+
+
+def is_corporate(name: str) -> bool:
+    """Whether an author name is a team or organisation (``Aether Team``, ``Google Research``)."""
+    return bool(CORPORATE_RE.search(name))
 
 
 def split_names(author_field: str) -> list[str]:
@@ -459,6 +473,11 @@ def make_paper(
             continue
         if name in ("url", "code", "website", "eprint", "importsig"):
             raw[name] = value.replace("{", "%7B").replace("}", "%7D")
+        elif name == "author":  # plain names joined by " and "; teams braced whole
+            raw[name] = " and ".join(
+                f"{{{to_latex(n)}}}" if is_corporate(n) else to_latex(n)
+                for n in value.split(" and ")
+            )
         elif name == "title" and protect_title:
             raw[name] = protect_case(to_latex(value))
         else:
