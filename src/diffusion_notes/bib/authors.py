@@ -51,7 +51,9 @@ def clean_names(raw: list[str]) -> tuple[list[str], bool, list[str]]:
         if any(is_invisible(c) for c in text):
             visible = "".join(" " if is_invisible(c) else c for c in text)
             parts = [p for p in re.split(r"\s+and\s+|\s*\band\s*$", visible) if p.strip()]
-            repairs.append(f"author {text!r} had invisible characters; read as {parts}")
+            codes = ", ".join(sorted({f"U+{ord(c):04X}" for c in text if is_invisible(c)}))
+            shown = " ".join(visible.split())
+            repairs.append(f"author '{shown}' held invisible {codes}; read as {parts}")
         for p in parts:
             p = re.sub(r"\s+", " ", p).strip()
             if not p:

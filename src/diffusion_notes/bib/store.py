@@ -227,6 +227,16 @@ class Paper:
         return y or None
 
     @property
+    def appeared(self) -> str | None:
+        """The year the paper first appeared: its arXiv year when that is earlier than
+        ``year`` (a CVPR 2024 paper posted in Dec 2023 appeared in 2023), else ``year``."""
+        m = re.match(r"^(\d{2})\d{2}\.\d{4,5}$", self.eprint or "")
+        pre = str(2000 + int(m.group(1))) if m else None
+        if pre and (self.year is None or not self.year.isdigit() or pre < self.year):
+            return pre
+        return self.year
+
+    @property
     def venue(self) -> str | None:
         """Where it appeared (booktitle, else journal); None for a preprint."""
         for name in ("booktitle", "journal"):
@@ -298,6 +308,13 @@ class Library:
 
     def __contains__(self, key: object) -> bool:
         return key in self.entries
+
+    def find(self, key: str) -> Paper | None:
+        """The entry of ``key`` compared case-insensitively (as BibTeX compares keys)."""
+        if key in self.entries:
+            return self.entries[key]
+        lower = key.lower()
+        return next((p for k, p in self.entries.items() if k.lower() == lower), None)
 
     def __getitem__(self, key: str) -> Paper:
         try:
