@@ -10,9 +10,10 @@ BIB = """\
 @inproceedings{ho2020denoising,
   title = {Denoising Diffusion Probabilistic Models},
   author = {Ho, Jonathan and Jain, Ajay and Abbeel, Pieter},
-  booktitle = {NeurIPS},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},
   year = {2020},
   eprint = {2006.11239},
+  archivePrefix = {arXiv},
   code = {https://github.com/hojonathanho/diffusion},
   sections = {Foundations Extra},
 }
@@ -20,8 +21,11 @@ BIB = """\
 @misc{song2020denoising,
   title = {Denoising Diffusion Implicit Models},
   author = {Song, Jiaming and Meng, Chenlin and Ermon, Stefano},
-  year = {2021},
+  howpublished = {arXiv preprint arXiv:2010.02502},
+  year = {2020},
   eprint = {2010.02502},
+  archivePrefix = {arXiv},
+  doi = {10.48550/arXiv.2010.02502},
   sections = {Video Editing},
 }
 """
@@ -61,7 +65,7 @@ def test_search_filters(bib, capsys):
                 "search",
                 "implicit",
                 "--year",
-                "2021",
+                "2020",
                 "--section",
                 "editing",
                 "--bib",
@@ -71,7 +75,7 @@ def test_search_filters(bib, capsys):
         == 0
     )
     assert "song2020denoising" in capsys.readouterr().out
-    assert main(["papers", "search", "implicit", "--year", "2020", "--bib", str(bib)]) == 1
+    assert main(["papers", "search", "implicit", "--year", "2019", "--bib", str(bib)]) == 1
 
 
 def test_check_reports_file_line_key(bib, tmp_path, capsys):

@@ -61,6 +61,10 @@ def clean_names(raw: list[str]) -> tuple[list[str], bool, list[str]]:
             if p.lower() in ("others", "et al.", "et al"):
                 truncated = True
                 continue
+            nick = re.sub(r"\s*(?:“[^”]*”|\"[^\"]*\"|\([^)]*\))\s*", " ", p).strip()
+            if nick != p:  # Zhangyang “Atlas” Wang: BibTeX would abbreviate the quote
+                repairs.append(f"author name {p!r} read without its nickname as {nick!r}")
+                p = nick
             if re.search(r"\band\b", p):
                 fixed = re.sub(r"\s*\band\b\s*", " ", p).strip()
                 repairs.append(f"author name {p!r} read as {fixed!r}")

@@ -106,6 +106,10 @@ def author_rules(lib: Library, meta: Metadata | None = None) -> list[str]:
         if any(0xFE00 <= ord(c) <= 0xFE0F or c in "\u200b\u200c\u200d\u2060\ufeff" for c in raw):
             out.append(_where(p, lib, "author list holds an invisible character",
                               "remove it; two names fused by it need an ' and ' between"))  # fmt: skip
+        if any(ord(c) > 127 for c in raw):
+            out.append(_where(p, lib, "author list holds a non-ASCII character",
+                              "write accents as LaTeX (\\'e) and drop quoted nicknames: "
+                              "BibTeX abbreviates given names byte by byte"))  # fmt: skip
         for name in split_names(raw):
             if name.startswith("{") and name.endswith("}") or name.lower() == "others":
                 continue
