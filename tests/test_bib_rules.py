@@ -99,8 +99,13 @@ BREAKS = [
         "do not print",
     ),  # fmt: skip
     ("preprints", "  doi = {10.48550/arXiv.2502.14844},\n", "", "arXiv DOI"),
-    ("preprints", "{Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern "
-     "Recognition (CVPR)}", "{CVPR}", "abbreviation"),  # fmt: skip
+    (
+        "preprints",
+        "{Proceedings of the IEEE/CVF Conference on Computer Vision and Pattern "
+        "Recognition (CVPR)}",
+        "{CVPR}",
+        "abbreviation",
+    ),  # fmt: skip
 ]
 
 
