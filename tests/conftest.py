@@ -19,28 +19,14 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 TEST_OUTPUT = REPO / "test-output"
 
 
-def run_mkdocs_build(
-    config: Path, site_dir: Path, *, smoke: bool = True, timeout: int = 1500
-) -> subprocess.CompletedProcess[str]:
+def run_mkdocs_build(config: Path, site_dir: Path, *, smoke: bool = True,
+                     timeout: int = 1500) -> subprocess.CompletedProcess[str]:
     """``mkdocs build --strict`` in a subprocess, as a user's ``make site`` runs it."""
     env = dict(os.environ, DIFFUSION_NOTES_SMOKE="1" if smoke else "0", NO_MKDOCS_2_WARNING="1")
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mkdocs",
-            "build",
-            "--strict",
-            "-f",
-            str(config),
-            "-d",
-            str(site_dir),
-        ],
-        cwd=config.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config),
+         "-d", str(site_dir)],
+        cwd=config.parent, env=env, capture_output=True, text=True, timeout=timeout,
     )
 
 
@@ -90,13 +76,11 @@ def skewed_mixture():
     from diffusion_notes.data.gmm import GaussianMixture
 
     means = torch.tensor([[-1.0, 0.0], [1.5, 0.5], [0.0, -1.5]])
-    covs = torch.stack(
-        [
-            0.3 * torch.eye(2),
-            torch.tensor([[0.5, 0.2], [0.2, 0.3]]),
-            torch.tensor([[0.2, -0.1], [-0.1, 0.4]]),
-        ]
-    )
+    covs = torch.stack([
+        0.3 * torch.eye(2),
+        torch.tensor([[0.5, 0.2], [0.2, 0.3]]),
+        torch.tensor([[0.2, -0.1], [-0.1, 0.4]]),
+    ])
     return GaussianMixture(means, covs, torch.tensor([0.5, 0.3, 0.2]))
 
 

@@ -20,24 +20,15 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(),
-        reason="Debian's chromium is not installed (make test installs it)",
-    ),
+    pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                       reason="Debian's chromium is not installed (make test installs it)"),
 ]
 
 NOTE = "ddpm/forward-process/"
 LAB = "ddpm/forward-process-lab/"
 # flags from this workplace's notes: no background traffic, no sandbox as root
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 @pytest.fixture(scope="module")
@@ -63,9 +54,7 @@ def page(browser, site_url):
 def _wait_for_math(page) -> None:
     page.wait_for_function(
         "() => window.MathJax && MathJax.startup && MathJax.startup.promise"
-        " && document.querySelectorAll('mjx-container').length > 0",
-        timeout=30_000,
-    )
+        " && document.querySelectorAll('mjx-container').length > 0", timeout=30_000)
     page.evaluate("() => MathJax.startup.promise")
 
 
@@ -75,9 +64,7 @@ def _raw_math_left(page, selector: str) -> list[str]:
         """(sel) => [...document.querySelectorAll(sel)]
              .map(e => e.innerText)
              .filter(t => t.includes('$$') || t.includes('\\\\(') || t.includes('\\\\[')
-                          || /\\$[^$\\s][^$]*\\\\[a-z]+[^$]*\\$/.test(t))""",
-        selector,
-    )
+                          || /\\$[^$\\s][^$]*\\\\[a-z]+[^$]*\\$/.test(t))""", selector)
 
 
 def test_math_is_typeset_on_note_and_lab(page, site_url, test_output) -> None:
@@ -107,18 +94,10 @@ def test_no_request_leaves_localhost(page, site_url) -> None:
 def _word_only_in_lab_output(site: Path) -> str:
     """A word printed by the forward-process lab that appears in no source the site is built from."""
     nb = nbformat.read(site / LAB / "forward-process-lab.ipynb", as_version=4)
-    printed = " ".join(
-        o.get("text", "")
-        for c in nb.cells
-        if c.cell_type == "code"
-        for o in c.outputs
-        if o.output_type == "stream"
-    )
-    sources = " ".join(
-        p.read_text(encoding="utf-8").lower()
-        for p in (REPO / "docs").rglob("*")
-        if p.suffix in {".md", ".py"}
-    )
+    printed = " ".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                       for o in c.outputs if o.output_type == "stream")
+    sources = " ".join(p.read_text(encoding="utf-8").lower()
+                       for p in (REPO / "docs").rglob("*") if p.suffix in {".md", ".py"})
     sources += (REPO / "papers.bib").read_text(encoding="utf-8").lower()
     for word in re.findall(r"[A-Za-z]{6,}", printed):
         if word.lower() not in sources:

@@ -12,9 +12,8 @@ from diffusion_notes import cache
 from diffusion_notes.cache import cache_root, config_hash, get_or_train, model_path
 from diffusion_notes.train import TrainConfig
 
-TINY = TrainConfig(
-    data="moons", model="mlp", steps=30, batch_size=64, width=16, depth=1, n_points=500
-)
+TINY = TrainConfig(data="moons", model="mlp", steps=30, batch_size=64, width=16, depth=1,
+                   n_points=500)
 
 
 def test_hash_is_stable_and_sensitive() -> None:
@@ -25,9 +24,7 @@ def test_hash_is_stable_and_sensitive() -> None:
     assert model_path(TINY, "/x").name == f"moons-mlp-{config_hash(TINY)}.pt"
 
 
-def test_cache_root_follows_the_environment(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_cache_root_follows_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DIFFUSION_NOTES_CACHE", str(tmp_path))
     assert cache_root() == tmp_path
     monkeypatch.delenv("DIFFUSION_NOTES_CACHE")

@@ -20,18 +20,8 @@ import torch
 from diffusion_notes.train import TrainConfig, train
 
 # class-conditional with label dropout, so that the labels' sharding is exercised too
-CONFIG = TrainConfig(
-    data="digits",
-    model="unet",
-    steps=2,
-    batch_size=16,
-    width=8,
-    depth=1,
-    class_conditional=True,
-    label_dropout=0.2,
-    warmup_steps=0,
-    seed=5,
-)
+CONFIG = TrainConfig(data="digits", model="unet", steps=2, batch_size=16, width=8, depth=1,
+                     class_conditional=True, label_dropout=0.2, warmup_steps=0, seed=5)
 
 WORKER = textwrap.dedent("""\
     import os, sys
@@ -63,52 +53,27 @@ def ddp_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ddp")
     script = out / "worker.py"
     script.write_text(WORKER)
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS="1",
-        GLOO_SOCKET_IFNAME="lo",
-        MASTER_ADDR="127.0.0.1",
-        DIFFUSION_NOTES_DEVICE="cpu",
-    )
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
-        str(script),
-        str(out),
-        repr(CONFIG.__dict__),
-    ]
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo",
+               MASTER_ADDR="127.0.0.1", DIFFUSION_NOTES_DEVICE="cpu")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1",
+           "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+           "--master_port", str(_free_port()), str(script), str(out), repr(CONFIG.__dict__)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     if proc.returncode != 0:
-        pytest.fail(
-            f"torchrun failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-        )
+        pytest.fail(f"torchrun failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n"
+                    f"{proc.stderr[-4000:]}")
     return out
 
 
 def _single_process(tmp_path: Path) -> tuple[dict, tuple[float, ...]]:
     grads: dict = {}
-    result = train(
-        CONFIG,
-        out_dir=tmp_path,
-        device="cpu",
-        progress=False,
-        on_gradients=lambda step, g: grads.__setitem__(step, g),
-    )
+    result = train(CONFIG, out_dir=tmp_path, device="cpu", progress=False,
+                   on_gradients=lambda step, g: grads.__setitem__(step, g))
     return grads, result.losses
 
 
-def test_ddp_gradients_equal_single_process_on_the_global_batch(
-    ddp_run: Path, tmp_path: Path
-) -> None:
+def test_ddp_gradients_equal_single_process_on_the_global_batch(ddp_run: Path,
+                                                                 tmp_path: Path) -> None:
     r0 = torch.load(ddp_run / "rank0.pt", weights_only=True)
     r1 = torch.load(ddp_run / "rank1.pt", weights_only=True)
     single, single_losses = _single_process(tmp_path)

@@ -18,6 +18,8 @@ F64 = torch.float64
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
+
+
 def test_sample_moments_match_closed_form() -> None:
     gm = skewed_mixture()
     n = 40_000

@@ -25,9 +25,8 @@ def test_lab_executes_in_smoke_mode(lab: Path, tmp_path: Path) -> None:
     run = execute_lab(lab, tmp_path, smoke=True, log=lambda *_: None)
     nb = nbformat.read(run.notebook, as_version=4)
     nbformat.validate(nb)
-    errors = [
-        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
-    ]
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
     assert not errors
     assert nb.metadata["diffusion_notes"]["smoke"] is True
     # a second run with unchanged content is a cache hit and executes nothing
@@ -72,30 +71,24 @@ def test_real_lab_dependencies() -> None:
 
 def test_failing_cell_names_lab_and_cell(tmp_path: Path) -> None:
     lab = tmp_path / "bad-lab.py"
-    lab.write_text(
-        textwrap.dedent("""\
+    lab.write_text(textwrap.dedent("""\
         # %% [markdown]
         # # Bad
 
         # %%
         y = 1 / 0
-        """)
-    )
-    with pytest.raises(
-        LabError, match=r"bad-lab\.py: cell 2 of 2: 'y = 1 / 0' failed: .*ZeroDivisionError"
-    ):
+        """))
+    with pytest.raises(LabError, match=r"bad-lab\.py: cell 2 of 2: 'y = 1 / 0' failed: .*ZeroDivisionError"):
         execute_lab(lab, tmp_path / "cache", smoke=True, log=lambda *_: None)
     assert not list((tmp_path / "cache").rglob("*.ipynb")), "a failed run left a notebook"
 
 
 def test_progress_bars_keep_their_final_state(tmp_path: Path) -> None:
     lab = tmp_path / "bars-lab.py"
-    lab.write_text(
-        "# %%\nimport sys, time\nfrom tqdm import tqdm\n"
-        "sys.stderr.write('step 1\\rstep 2\\rdone\\n')\n"
-        "for _ in tqdm(range(40), desc='work'):\n    time.sleep(0.01)\n"
-        "print('plain line')\n"
-    )
+    lab.write_text("# %%\nimport sys, time\nfrom tqdm import tqdm\n"
+                   "sys.stderr.write('step 1\\rstep 2\\rdone\\n')\n"
+                   "for _ in tqdm(range(40), desc='work'):\n    time.sleep(0.01)\n"
+                   "print('plain line')\n")
     run = execute_lab(lab, tmp_path / "cache", smoke=True, log=lambda *_: None)
     outputs = nbformat.read(run.notebook, as_version=4).cells[0].outputs
     texts = [(o.name, o.text) for o in outputs]

@@ -31,10 +31,8 @@ def classifier(tmp_path_factory: pytest.TempPathFactory):
     model, info = get_digit_classifier(root=root)
     again, info2 = get_digit_classifier(root=root)
     assert not info.from_cache and info2.from_cache and info2.accuracy == info.accuracy
-    assert all(
-        torch.equal(a, b)
-        for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True)
-    )
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                  again.state_dict().values(), strict=True))
     return model, info
 
 
@@ -68,9 +66,7 @@ def test_frechet_distance_matches_scipy_on_non_commuting_covariances() -> None:
     s1, s2 = a @ a.T + 0.1 * torch.eye(6), b @ b.T + 0.1 * torch.eye(6)
     mu1, mu2 = torch.randn(6, generator=g, dtype=torch.float64), torch.zeros(6, dtype=torch.float64)
     covmean = scipy.linalg.sqrtm(s1.numpy() @ s2.numpy()).real  # general (non-symmetric) sqrtm
-    ref = float(
-        ((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * np.trace(covmean)
-    )
+    ref = float(((mu1 - mu2) ** 2).sum() + torch.trace(s1) + torch.trace(s2) - 2 * np.trace(covmean))
     # both are float64 computations of the same number; scipy's Schur sqrtm loses a few digits
     assert frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, rel=1e-9)
 

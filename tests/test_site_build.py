@@ -20,9 +20,8 @@ from tests.conftest import REPO, run_mkdocs_build
 pytestmark = pytest.mark.slow
 
 
-def _mini_project(
-    tmp: Path, pages: dict[str, str], *, nav: list[str] | None = None, bib: str | None = None
-) -> Path:
+def _mini_project(tmp: Path, pages: dict[str, str], *, nav: list[str] | None = None,
+                  bib: str | None = None) -> Path:
     """A throwaway project: the real mkdocs.yml inherited, a few pages, a bibliography."""
     (tmp / "docs").mkdir()
     shutil.copytree(REPO / "overrides", tmp / "overrides")
@@ -32,9 +31,8 @@ def _mini_project(
     for name, text in pages.items():
         (tmp / "docs" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp / "docs" / name).write_text(textwrap.dedent(text).lstrip())
-    (tmp / "papers.bib").write_text(
-        bib if bib is not None else (REPO / "papers.bib").read_text(encoding="utf-8")
-    )
+    (tmp / "papers.bib").write_text(bib if bib is not None
+                                    else (REPO / "papers.bib").read_text(encoding="utf-8"))
     nav_lines = "\n".join(f"  - {p}" for p in (nav or ["index.md", *pages]))
     (tmp / "mkdocs.yml").write_text(
         f"INHERIT: {REPO / 'mkdocs.yml'}\ndocs_dir: docs\nwatch: []\nnav:\n{nav_lines}\n"
@@ -57,13 +55,12 @@ def test_strict_build_passes(built_site: Path) -> None:
 
 def test_built_site_references_no_other_host(built_site: Path) -> None:
     """No script, stylesheet, font or image is loaded from another host (links to read are fine)."""
-    loaded = re.compile(
-        r"<(?:script|img|link|iframe|source)\b[^>]*?(?:src|href)=\"(https?:)?//", re.IGNORECASE
-    )
+    loaded = re.compile(r"<(?:script|img|link|iframe|source)\b[^>]*?(?:src|href)=\"(https?:)?//",
+                        re.IGNORECASE)
     offenders = []
     for page in built_site.rglob("*.html"):
         for m in loaded.finditer(page.read_text(encoding="utf-8")):
-            tag = page.read_text(encoding="utf-8")[m.start() : m.start() + 160]
+            tag = page.read_text(encoding="utf-8")[m.start(): m.start() + 160]
             if 'rel="canonical"' in tag or "127.0.0.1" in tag:
                 continue
             offenders.append(f"{page.relative_to(built_site)}: {tag}")
@@ -82,10 +79,7 @@ def test_downloadable_notebook_is_valid_and_executed(built_site: Path) -> None:
 
 
 def test_failing_lab_cell_fails_the_build(tmp_path: Path) -> None:
-    config = _mini_project(
-        tmp_path,
-        {
-            "broken-lab.py": """
+    config = _mini_project(tmp_path, {"broken-lab.py": """
         # %% [markdown]
         # # A lab that breaks
 
@@ -94,10 +88,7 @@ def test_failing_lab_cell_fails_the_build(tmp_path: Path) -> None:
 
         # %%
         raise RuntimeError("deliberate failure in cell three")
-        """
-        },
-        nav=["index.md", "broken-lab.ipynb"],
-    )
+        """}, nav=["index.md", "broken-lab.ipynb"])
     result = run_mkdocs_build(config, tmp_path / "site")
     assert result.returncode != 0
     err = result.stderr
@@ -107,16 +98,11 @@ def test_failing_lab_cell_fails_the_build(tmp_path: Path) -> None:
 
 
 def test_unknown_citation_key_fails_the_build(tmp_path: Path) -> None:
-    config = _mini_project(
-        tmp_path,
-        {
-            "note.md": """
+    config = _mini_project(tmp_path, {"note.md": """
         # A note
 
         Diffusion models [@ho2020denoisng] learn to denoise.
-        """
-        },
-    )
+        """})
     result = run_mkdocs_build(config, tmp_path / "site")
     assert result.returncode != 0
     assert "docs/note.md:3: unknown citation key 'ho2020denoisng'" in result.stderr
@@ -125,20 +111,14 @@ def test_unknown_citation_key_fails_the_build(tmp_path: Path) -> None:
 
 
 def test_unknown_citation_in_lab_markdown_fails_the_build(tmp_path: Path) -> None:
-    config = _mini_project(
-        tmp_path,
-        {
-            "cite-lab.py": """
+    config = _mini_project(tmp_path, {"cite-lab.py": """
         # %% [markdown]
         # # Lab
         # As shown by [@ho2020denoising; @nosuchpaper2099].
 
         # %%
         print("fine")
-        """
-        },
-        nav=["index.md", "cite-lab.ipynb"],
-    )
+        """}, nav=["index.md", "cite-lab.ipynb"])
     result = run_mkdocs_build(config, tmp_path / "site")
     assert result.returncode != 0
     assert "docs/cite-lab.py:3: unknown citation key 'nosuchpaper2099'" in result.stderr

@@ -12,13 +12,8 @@ from tests.conftest import REPO
 
 
 def test_benchmarks_page_reads_the_results(tmp_path: Path) -> None:
-    site = {
-        "cold_s": 123.4,
-        "cached_s": 5.6,
-        "smoke": False,
-        "machine": "test box",
-        "goals": {"cold_s": 900, "cached_s": 10},
-    }
+    site = {"cold_s": 123.4, "cached_s": 5.6, "smoke": False, "machine": "test box",
+            "goals": {"cold_s": 900, "cached_s": 10}}
     (tmp_path / "site_build.json").write_text(json.dumps(site))
     page = render_benchmarks_page(tmp_path)
     assert "| cold (every lab executed, every model trained, full settings) | 123.4 |" in page

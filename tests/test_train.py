@@ -21,17 +21,8 @@ from diffusion_notes.train import (
 )
 
 # a UNet small enough for a few CPU steps per second-fraction
-TINY_DIGITS = TrainConfig(
-    data="digits",
-    model="unet",
-    steps=8,
-    batch_size=16,
-    width=8,
-    depth=1,
-    warmup_steps=2,
-    ema_decay=0.9,
-    lr=1e-3,
-)
+TINY_DIGITS = TrainConfig(data="digits", model="unet", steps=8, batch_size=16, width=8,
+                          depth=1, warmup_steps=2, ema_decay=0.9, lr=1e-3)
 
 
 def _state_equal(a: dict, b: dict) -> bool:
@@ -63,9 +54,8 @@ def test_batch_stream_is_a_function_of_seed_and_step() -> None:
     assert torch.equal(a.x0, b.x0) and torch.equal(a.t, b.t) and torch.equal(a.eps, b.eps)
     c = make_batch(config, data, None, 8)
     assert not torch.equal(a.eps, c.eps) and not torch.equal(a.t, c.t)
-    other_seed = make_batch(
-        TrainConfig(data="swiss_roll", model="mlp", batch_size=20, seed=4), data, None, 7
-    )
+    other_seed = make_batch(TrainConfig(data="swiss_roll", model="mlp", batch_size=20, seed=4),
+                            data, None, 7)
     assert not torch.equal(a.eps, other_seed.eps)
     # 5 steps of 20 = two epochs of 50: each epoch visits every example exactly once
     stream = torch.cat([batch_indices(3, s, 20, 50) for s in range(5)])
@@ -75,9 +65,8 @@ def test_batch_stream_is_a_function_of_seed_and_step() -> None:
 
 
 def test_label_dropout_uses_the_null_token() -> None:
-    config = TrainConfig(
-        data="digits", model="unet", batch_size=400, class_conditional=True, label_dropout=0.25
-    )
+    config = TrainConfig(data="digits", model="unet", batch_size=400, class_conditional=True,
+                         label_dropout=0.25)
     images, labels = torch.zeros(1797, 1, 8, 8), torch.arange(1797) % 10
     y = make_batch(config, images, labels, 0).y
     frac = (y == 10).double().mean().item()
@@ -109,9 +98,8 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path: Path) -> Non
     for key in ("model", "ema", "optimizer"):
         assert _state_equal(a[key], b[key]), f"{key} differs after resume"
     # and the run did move the weights (a test that would pass on a no-op loop is no test)
-    init = train(
-        config.__class__(**{**config.__dict__, "steps": 1}), out_dir=tmp_path / "c", progress=False
-    )
+    init = train(config.__class__(**{**config.__dict__, "steps": 1}), out_dir=tmp_path / "c",
+                 progress=False)
     c = load_checkpoint(init.checkpoint)
     assert not _state_equal(a["model"], c["model"])
 
@@ -122,9 +110,8 @@ def test_stop_after_then_extend(tmp_path: Path) -> None:
     assert part.steps == 4 and len(part.losses) == 4
     rest = train(TINY_DIGITS, out_dir=tmp_path / "b", progress=False)
     assert rest.resumed_from == 4
-    assert _state_equal(
-        load_checkpoint(straight.checkpoint)["ema"], load_checkpoint(rest.checkpoint)["ema"]
-    )
+    assert _state_equal(load_checkpoint(straight.checkpoint)["ema"],
+                        load_checkpoint(rest.checkpoint)["ema"])
 
 
 def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
@@ -174,10 +161,8 @@ def test_corrupt_checkpoint_gives_one_clear_error(tmp_path: Path, damage: str) -
         torch.save({"weights": torch.zeros(3)}, path)  # a valid torch file, but not ours
     else:  # a pickle that weights_only refuses to unpickle
         path.write_bytes(pickle.dumps(Path("x")))
-    for load in (
-        lambda: load_trained(path),
-        lambda: train(TINY_DIGITS, out_dir=tmp_path, progress=False),
-    ):
+    for load in (lambda: load_trained(path), lambda: train(TINY_DIGITS, out_dir=tmp_path,
+                                                            progress=False)):
         with pytest.raises(CheckpointError) as info:
             load()
         msg = str(info.value)
@@ -221,6 +206,8 @@ def test_atomic_save_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
 def test_config_validation(kwargs: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
+
+
 
 
 def test_a_finished_run_is_left_alone(tmp_path: Path) -> None:
