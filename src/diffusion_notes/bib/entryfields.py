@@ -152,7 +152,7 @@ def record_fields(
     if year:
         fields["year"] = str(year)
     if month:
-        fields["month"] = MONTH_ABBR[month]
+        fields["month"] = MONTH_ABBR[month].lower()  # written as the macro (month = dec)
     if rec.arxiv_id:
         if entry_type == "misc":
             fields["howpublished"] = preprint_note(rec.arxiv_id)

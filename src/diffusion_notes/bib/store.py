@@ -69,6 +69,8 @@ FIELD_ORDER = (
     "importsig",
 )
 
+_MONTH_MACROS = frozenset("jan feb mar apr may jun jul aug sep oct nov dec".split())
+
 # Canonical spelling of field names that BibTeX styles print in camel case.
 _FIELD_SPELLING = {"archiveprefix": "archivePrefix", "primaryclass": "primaryClass"}
 
@@ -460,7 +462,8 @@ def _field_sort_key(name: str) -> tuple[int, str]:
 
 
 def format_bibtex(paper: Paper, *, internal: bool = False) -> str:
-    """One entry's BibTeX text (fields in a fixed order, values braced, ``}`` on its own line).
+    """One entry's BibTeX text (fields in a fixed order, values braced except a month, written
+    as the styles' macro ``dec``; ``}`` on its own line).
 
     The project's own fields (:data:`INTERNAL_FIELDS`: sections, links, listed, ...) are left
     out unless ``internal`` is true, so what a reader copies is a plain citation entry.
@@ -470,6 +473,9 @@ def format_bibtex(paper: Paper, *, internal: bool = False) -> str:
     lines = [f"@{paper.entry_type}{{{paper.key},"]
     for n in names:
         value = paper.fields[n].strip()
+        if n == "month" and value.lower() in _MONTH_MACROS:  # the styles' macro: "December"
+            lines.append(f"  month = {value.lower()},")  # biber warns on a braced {Dec}
+            continue
         lines.append(f"  {_FIELD_SPELLING.get(n, n)} = {{{value}}},")
     lines.append("}")
     return "\n".join(lines) + "\n"
