@@ -339,7 +339,7 @@ def _format_buttons(paper: Paper) -> list[str]:
 
     texts = {
         "biblatex": to_biblatex(paper),
-        "csl-json": json.dumps(to_csl(paper), ensure_ascii=False),
+        "csl-json": json.dumps(to_csl(paper), ensure_ascii=False, separators=(",", ":")),
     }
     return [
         f'<button type="button" class="pi-cite-fmt md-button" data-format="{fmt}" '
