@@ -157,3 +157,36 @@ def test_authors_checked_against_metadata(tmp_path, capsys):
     found = RULES["authors"](lib, Metadata.load(meta))
     assert len(found) == 1 and "come from a record of another title" in found[0]
     assert "abdal2025dynamic" in found[0]
+
+
+def test_clear_title_match_on_the_measured_boundary_cases():
+    from diffusion_notes.bib.keys import clear_title_match, same_title
+
+    grespan = ("Evaluating Relaxations of Logic for Neural Networks: A Comprehensive Study",
+               "Exploring Variational Autoencoders for Medical Image Generation: A Comprehensive "
+               "Study")  # fmt: skip
+    assert same_title(*grespan) and not clear_title_match(*grespan)  # 0.61: another paper
+    assert clear_title_match("From Slow Bidirectional to Fast Autoregressive Video Diffusion "
+                             "Models", "From Slow Bidirectional to Fast Causal Video Generators")  # fmt: skip
+    assert clear_title_match("Allegro: Open the Black Box of Commercial-Level Video", "Allegro")
+    assert clear_title_match("SinMDM: Single Motion Diffusion", "Single Motion Diffusion")
+    assert not clear_title_match("Clone this repository.", "Shared One")
+    assert not clear_title_match("", "FlipSketch: Flipping Static Drawings")
+
+
+def test_author_names_repaired_and_flagged():
+    from diffusion_notes.bib.authors import clean_names
+
+    names, truncated, repairs = clean_names(
+        [
+            "Siyu Zhu and\ufe0f Jingdong Wang",
+            "weijia Mao",
+            "Ludwig van der Berg",
+            "Zhangyang “Atlas” Wang",
+            "Aether Team",
+            "others",
+        ]  # fmt: skip
+    )
+    assert names == ["Siyu Zhu", "Jingdong Wang", "Weijia Mao", "Ludwig van der Berg",
+                     "Zhangyang Wang", "Aether Team"]  # fmt: skip
+    assert truncated and len(repairs) == 3 and "U+FE0F" in repairs[0]
