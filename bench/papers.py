@@ -34,7 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from diffusion_notes.bib.importer import ImportReport, Metadata, build_bib_text, import_list  # noqa: E402
+from diffusion_notes.bib.importer import Metadata, build_bib_text, import_list  # noqa: E402
 from diffusion_notes.bib.index_page import render_index  # noqa: E402
 from diffusion_notes.bib.store import load_library  # noqa: E402
 
@@ -61,7 +61,7 @@ def bench_import(repeat: int) -> dict:
         meta = Metadata.load(META)
         existing = load_library(REPO / "papers.bib")
         curated = load_library(REPO / "curated.bib")
-        build_bib_text(text, meta, existing, curated, ImportReport())
+        build_bib_text(text, meta, existing, curated)
 
     def fresh() -> None:
         with tempfile.TemporaryDirectory() as d:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from diffusion_notes.cli import main
@@ -10,9 +13,10 @@ BIB = """\
 @inproceedings{ho2020denoising,
   title = {Denoising Diffusion Probabilistic Models},
   author = {Ho, Jonathan and Jain, Ajay and Abbeel, Pieter},
-  booktitle = {NeurIPS},
+  booktitle = {Advances in Neural Information Processing Systems (NeurIPS)},
   year = {2020},
   eprint = {2006.11239},
+  archivePrefix = {arXiv},
   code = {https://github.com/hojonathanho/diffusion},
   sections = {Foundations Extra},
 }
@@ -20,8 +24,11 @@ BIB = """\
 @misc{song2020denoising,
   title = {Denoising Diffusion Implicit Models},
   author = {Song, Jiaming and Meng, Chenlin and Ermon, Stefano},
-  year = {2021},
+  howpublished = {arXiv preprint arXiv:2010.02502},
+  year = {2020},
   eprint = {2010.02502},
+  archivePrefix = {arXiv},
+  doi = {10.48550/arXiv.2010.02502},
   sections = {Video Editing},
 }
 """
@@ -61,7 +68,7 @@ def test_search_filters(bib, capsys):
                 "search",
                 "implicit",
                 "--year",
-                "2021",
+                "2020",
                 "--section",
                 "editing",
                 "--bib",
@@ -71,7 +78,7 @@ def test_search_filters(bib, capsys):
         == 0
     )
     assert "song2020denoising" in capsys.readouterr().out
-    assert main(["papers", "search", "implicit", "--year", "2020", "--bib", str(bib)]) == 1
+    assert main(["papers", "search", "implicit", "--year", "2019", "--bib", str(bib)]) == 1
 
 
 def test_check_reports_file_line_key(bib, tmp_path, capsys):
@@ -120,3 +127,49 @@ def test_import_command_prints_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "added: 1" in out and "skipped lines: 1" in out and "line 7:" in out
     assert "some2023paper" in bib.read_text(encoding="utf-8")
+
+
+# --------------------------------------------------------------------------- citing (issue 10)
+
+REAL = str(Path(__file__).resolve().parents[1] / "papers.bib")
+
+
+def test_cite_is_case_insensitive_and_shows_flags(capsys):
+    assert main(["cite", "JAIN2023Peekaboo", "--bib", REAL]) == 0
+    assert capsys.readouterr().out.startswith("@inproceedings{jain2023peekaboo,")
+    assert main(["cite", "exploring2024variational", "--bib", REAL]) == 0
+    cap = capsys.readouterr()
+    assert "note: exploring2024variational: authors.json record for 2411.07348 names another " \
+        "title" in cap.err and "author =" not in cap.out  # fmt: skip
+
+
+def test_cite_formats(capsys):
+    assert main(["cite", "abdal2025dynamic", "--format", "biblatex", "--bib", REAL]) == 0
+    out = capsys.readouterr().out
+    assert "date = {2025-02}" in out and "eprinttype = {arxiv}" in out and "year =" not in out
+    assert main(["cite", "abdal2025dynamic", "team2025aether", "--format", "csl-json",
+                 "--bib", REAL]) == 0  # fmt: skip
+    items = json.loads(capsys.readouterr().out)
+    assert [i["id"] for i in items] == ["abdal2025dynamic", "team2025aether"]
+    assert items[0]["type"] == "article" and items[0]["number"] == "arXiv:2502.14844"
+    assert items[0]["author"][0] == {"family": "Abdal", "given": "Rameen"}
+    assert items[0]["issued"] == {"date-parts": [[2025, 2]]}
+    assert items[1]["author"][0] == {"literal": "Aether Team"}
+    with pytest.raises(SystemExit):  # argparse names the allowed values
+        main(["cite", "abdal2025dynamic", "--format", "ris", "--bib", REAL])
+    assert "choose from 'bibtex', 'biblatex', 'csl-json'" in capsys.readouterr().err
+
+
+def test_search_phrases_and_the_year_a_paper_appeared(capsys):
+    assert main(["papers", "search", "video editing", "--bib", REAL]) == 0
+    phrase = capsys.readouterr().out.splitlines()
+    assert main(["papers", "search", "video", "editing", "--bib", REAL]) == 0
+    words = capsys.readouterr().out.splitlines()
+    assert 0 < len(phrase) < len(words)  # a phrase is stricter than its words
+    assert all("video editing" in " ".join(ln.lower().split()) for ln in phrase)
+    assert main(["papers", "search", '"interactive video" peekaboo', "--bib", REAL]) == 0
+    assert "jain2023peekaboo" in capsys.readouterr().out
+    # PEEKABOO: CVPR 2024, on arXiv since Dec 2023: it appeared in 2023.
+    assert main(["papers", "search", "peekaboo", "--year", "2023", "--bib", REAL]) == 0
+    assert "jain2023peekaboo" in capsys.readouterr().out
+    assert main(["papers", "search", "peekaboo", "--year", "2024", "--bib", REAL]) == 1

@@ -136,7 +136,8 @@ def test_backlinks_filters_and_counts(page):
     }
     assert "Video Editing" in counts
     assert "1 import note" in text and "only the first author is known" in text
-    assert "\n\n" not in md.split("<div", 1)[1]  # one raw HTML block for Python-Markdown
+    block = md.split("<div", 1)[1].split("\n## How this bibliography", 1)[0].rstrip("\n")
+    assert "\n\n" not in block  # one raw HTML block for Python-Markdown
 
 
 def test_titles_are_page_text_for_search(page):
@@ -182,3 +183,27 @@ def test_venue_family():
         == "Journal of Machine Learning Research"
     )
     assert venue_family(None) == "preprint"
+
+
+def test_copy_buttons_per_format_and_how_made_section(page):
+    """Each entry copies as BibTeX, BibLaTeX and CSL-JSON; the page says how it is checked."""
+    import json
+
+    md, _out, c = page
+    fmt = [a for t, a in c.tags if t == "button" and "pi-cite-fmt" in (a.get("class") or "")]
+    assert sorted(b["data-format"] for b in fmt) == ["biblatex"] * 3 + ["csl-json"] * 3
+    ho = [b for b in fmt if "ho2020denoising" in b["data-copy"]]
+    biblatex = next(b["data-copy"] for b in ho if b["data-format"] == "biblatex")
+    assert biblatex.startswith("@inproceedings{ho2020denoising,\n") and "date = {2020}" in biblatex
+    csl = json.loads(next(b["data-copy"] for b in ho if b["data-format"] == "csl-json"))
+    assert csl["type"] == "paper-conference" and csl["author"][0] == {
+        "family": "Ho",
+        "given": "Jonathan",
+    }
+    evil = next(b["data-copy"] for b in fmt if "evil2024script" in b["data-copy"])
+    assert "<script>" in evil and "<script>" not in md  # held escaped, read back as text
+    how = md.split("## How this bibliography is made and checked", 1)[1]
+    for part in ("**Sources.**", "**What is verified.**", "**What is flagged.**",
+                 "**Reporting an error.**", "curated.bib", "papers check"):  # fmt: skip
+        assert part in how
+    assert "1 entries carry import notes" in how  # plain2023paper's flag, counted

@@ -35,8 +35,7 @@ def test_filter_by_section_and_year(context, site_url, test_output) -> None:
     page.wait_for_function("document.querySelector('#pi-count').textContent.startsWith('')")
     shown = _visible_entries(page)
     assert 0 < len(shown) < total
-    assert all(e["year"] == "2023" and "Video Editing" in e["sections"].split("|")
-               for e in shown)
+    assert all(e["year"] == "2023" and "Video Editing" in e["sections"].split("|") for e in shown)
     assert page.locator("#pi-count").inner_text().startswith(f"{len(shown)} of ")
     page.screenshot(path=str(test_output / "papers-filtered.png"))
     page.click("#pi-reset")
@@ -49,10 +48,27 @@ def test_copy_bibtex(context, site_url) -> None:
     page.goto(site_url + "papers/#ho2020denoising")
     page.locator("#ho2020denoising .pi-copy").click()
     page.wait_for_function(
-        "document.querySelector('#ho2020denoising .pi-copy').dataset.copied === '1'")
+        "document.querySelector('#ho2020denoising .pi-copy').dataset.copied === '1'"
+    )
     text = page.evaluate("navigator.clipboard.readText()")
     assert text.lstrip().startswith("@") and "{ho2020denoising," in text
     assert "Denoising Diffusion Probabilistic Models" in text
+    page.close()
+
+
+def test_copy_csl_json_and_biblatex(context, site_url) -> None:
+    import json
+
+    page = context.new_page()
+    page.goto(site_url + "papers/#ho2020denoising")
+    for fmt, check in (
+        ("csl-json", lambda t: json.loads(t)["id"] == "ho2020denoising"),
+        ("biblatex", lambda t: t.startswith("@inproceedings{ho2020denoising,") and "date =" in t),
+    ):
+        sel = f"#ho2020denoising .pi-cite-fmt[data-format='{fmt}']"
+        page.locator(sel).click()
+        page.wait_for_function(f"document.querySelector(\"{sel}\").dataset.copied === '1'")
+        assert check(page.evaluate("navigator.clipboard.readText()"))
     page.close()
 
 

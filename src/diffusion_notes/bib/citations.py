@@ -24,8 +24,9 @@ LOCATOR = r"(?:,[^;\]\[]+)?"  # ", Eq. 5": any text up to the next ';' or ']'
 CITATION = re.compile(rf"\[(@{KEY}{LOCATOR}(?:\s*;\s*@{KEY}{LOCATOR})*)\]")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 _INLINE_CODE = re.compile(r"`[^`]*`")
-_CODE_BLOCKS = re.compile(r"(<pre\b.*?</pre>|<code\b.*?</code>|<script\b.*?</script>)",
-                          re.DOTALL | re.IGNORECASE)
+_CODE_BLOCKS = re.compile(
+    r"(<pre\b.*?</pre>|<code\b.*?</code>|<script\b.*?</script>)", re.DOTALL | re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ def _scan_lines(lines: Iterable[tuple[int, str]]) -> list[Citation]:
         # "[@" that the syntax does not accept would silently stay text: report it instead
         for m in re.finditer(r"\[@", prose):
             if m.start() not in covered:
-                found.append(Citation(prose[m.start():m.start() + 40], number, malformed=True))
+                found.append(Citation(prose[m.start() : m.start() + 40], number, malformed=True))
     return found
 
 
@@ -97,8 +98,10 @@ def unknown_keys_message(path: str, citations: Sequence[Citation], library: Libr
     problems = []
     for c in citations:
         if c.malformed:
-            problems.append(f"{path}:{c.line}: malformed citation '{c.key}': write [@key], "
-                            "[@key, Eq. 5] or [@key1; @key2]")
+            problems.append(
+                f"{path}:{c.line}: malformed citation '{c.key}': write [@key], "
+                "[@key, Eq. 5] or [@key1; @key2]"
+            )
         elif c.key not in library:
             near = library.closest(c.key)
             hint = f"did you mean {', '.join(near)}?" if near else "add it to curated.bib"
@@ -140,8 +143,10 @@ def link_citations(
                 cited.append(key)
             label = html.escape(short_label(paper) + (f", {locator}" if locator else ""))
             title = html.escape(paper.title, quote=True)
-            parts.append(f'<a class="citation" href="{html.escape(href(key), quote=True)}" '
-                         f'title="{title}">{label}</a>')
+            parts.append(
+                f'<a class="citation" href="{html.escape(href(key), quote=True)}" '
+                f'title="{title}">{label}</a>'
+            )
         return '<span class="citation-group">[' + "; ".join(parts) + "]</span>"
 
     pieces = _CODE_BLOCKS.split(content)
@@ -167,5 +172,8 @@ def references_html(keys: Sequence[str], library: Library, href: Callable[[str],
             f'<li id="ref-{html.escape(key, quote=True)}">{html.escape(authors)}{year}. '
             f"{html.escape(p.title)}.{venue} [{' | '.join(links)}]</li>"
         )
-    return ('\n<h2 id="references">References</h2>\n<ol class="references">\n'
-            + "\n".join(items) + "\n</ol>\n")
+    return (
+        '\n<h2 id="references">References</h2>\n<ol class="references">\n'
+        + "\n".join(items)
+        + "\n</ol>\n"
+    )

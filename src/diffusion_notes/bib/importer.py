@@ -1,102 +1,74 @@
-"""Import the Awesome Video Diffusion list into ``papers.bib``.
+"""Import the Awesome Video Diffusion list into ``papers.bib``, in phases that each return
+what they decided; the report is built from those results.
 
-``import_list`` reads the list (:mod:`listparse`), decides each entry's arXiv id, merges entries
-that are one paper, adds authors from ``authors.json``, and merges the result with the curated
-file and the existing ``papers.bib``:
+1. :mod:`~diffusion_notes.bib.listparse` reads the list into items (and skipped lines).
+2. :mod:`~diffusion_notes.bib.ids` decides each item's arXiv id and merges the items that are
+   one paper. An entry's links may disagree (title link vs badge), be malformed or belong to
+   another paper. The id kept is the one no other list entry (with a different title) owns,
+   then the one whose ``authors.json`` record matches the entry's title or code repository,
+   then the title link's. Evidence from ``list_id_issues.json`` removes an id shown to belong
+   to another title and supplies one where the list has none or a wrong one. Every decision is
+   reported and written into the entry's ``flags``; every id the list gave is kept in
+   ``listids``.
+3. :mod:`~diffusion_notes.bib.authors` takes the authors from a clearly matching record only.
+4. :mod:`~diffusion_notes.bib.entryfields` writes dates, venue, preprint fields and links.
+5. :mod:`~diffusion_notes.bib.merge` merges with ``curated.bib`` (wins, never written) and the
+   existing ``papers.bib`` (keys kept, hand edits kept, papers no longer listed kept).
+6. :func:`guard` refuses an import that would mark more than a small fraction of the listed
+   entries as removed or drop authors an entry had (an empty or broken list, a missing
+   metadata folder), unless ``allow_removals`` is given; nothing is written then.
 
-* **Ids.** An entry's links may disagree (title link vs badge), be malformed or belong to
-  another paper. The id kept is the one no other list entry (with a different title) owns, then
-  the one whose ``authors.json`` record matches the entry's title or code repository, then the
-  title link's. Evidence from ``list_id_issues.json`` removes an id shown to belong to another
-  title and supplies one where the list has none or a wrong one. Every such decision is
-  reported and written into the entry's ``flags``; every id the list gave an entry is kept in
-  ``listids``, so no id of the list is lost.
-* **Papers.** Entries with the same id and a matching title are one paper with several
-  sections; different titles under one id stay different entries (reported).
-* **Authors.** By arXiv id, only when the record's title or source repository matches the entry.
-  Tiers: ``first_author_only`` -> "First and others"; ``truncated`` -> "... and others";
-  ``heuristic`` and doubtful flags -> a flag in the entry and a line in the report. Entries
-  without authors stay citable (``@misc`` with title, year, eprint, url).
-* **Merge.** ``curated.bib`` wins and is never written. Known papers keep their key (matched by
-  arXiv id, else link, else title). A field the importer wrote and someone then edited by hand
-  is kept (``importsig`` remembers a short hash of what the importer wrote). Papers no longer in
-  the list stay, with ``listed = {no}``.
-* **Output.** Entries sorted by key, fields in a fixed order: the same inputs give the same bytes.
-  ``atomic_write_text`` replaces the file only once the new text is complete and re-parses cleanly.
+Output: entries sorted by key, fields in a fixed order: the same inputs give the same bytes.
+``atomic_write_text`` replaces the file only once the new text is complete and re-parses cleanly.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from collections import defaultdict
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffusion_notes.atomic import atomic_write_text
-from diffusion_notes.bib.keys import mint_key, norm_title, norm_url, same_title
-from diffusion_notes.bib.listparse import (
-    JOURNALS,
-    MONTH_ABBR,
-    ListItem,
-    Skipped,
-    arxiv_year,
-    github_repo,
-    parse_list,
-)
+from diffusion_notes.bib.authors import decide_authors
+from diffusion_notes.bib.entryfields import record_fields
+from diffusion_notes.bib.ids import Record, ambiguous_urls, merge_records, resolve_ids
+from diffusion_notes.bib.listparse import Skipped, parse_list
+from diffusion_notes.bib.merge import Draft, EntriesResult, build_entries
+from diffusion_notes.bib.metadata import Metadata
 from diffusion_notes.bib.store import (
     BibError,
     Library,
     Paper,
+    bib_problem,
     format_bibtex,
     load_library,
-    make_paper,
     parse_bib_text,
 )
 
-# Fields the importer owns outright (rewritten at every import).
-LIST_FIELDS = ("sections", "listed", "listids", "flags", "origin", "importsig")
-# Fields the importer fills but a hand edit may take over (tracked by ``importsig``).
-MANAGED_FIELDS = (
-    "@type", "title", "author", "booktitle", "journal", "year", "month",
-    "eprint", "archiveprefix", "url", "code", "website",
-)  # fmt: skip
+__all__ = ["ImportReport", "Metadata", "build_bib_text", "import_list"]
 
+# The header is a BibTeX comment: it must not hold an at-sign (BibTeX would start an entry).
 HEADER = (
     "% papers.bib: the bibliography of diffusion-notes. GENERATED by\n"
     "%   diffusion-notes papers import <Awesome-Video-Diffusion README.md>\n"
     "% from curated.bib (hand-curated, wins) and the Awesome Video Diffusion list.\n"
-    "% Keys are stable: cite them as [@key]. Hand edits to imported fields are kept at the next\n"
-    "% import (see importsig); corrections meant to last belong in curated.bib.\n"
-    "% Project fields: sections, code, website, listed (yes/no), listids, flags, origin, importsig.\n"
+    "% Keys are stable: the notes cite them by key. Hand edits to imported fields are kept at\n"
+    "% the next import (see importsig); corrections meant to last belong in curated.bib.\n"
+    "% Project fields: sections, code, website, listed (yes/no), listids, flags, origin,\n"
+    "% importsig. They are left out of what `diffusion-notes cite` and the paper index give.\n"
 )
 
-
-@dataclass
-class Metadata:
-    """``authors.json`` and ``list_id_issues.json`` (either may be absent)."""
-
-    authors: dict[str, dict] = field(default_factory=dict)
-    issues: list[dict] = field(default_factory=list)
-
-    @classmethod
-    def load(cls, directory: str | Path | None) -> Metadata:
-        if directory is None:
-            return cls()
-        d = Path(directory)
-        authors: dict[str, dict] = {}
-        issues: list[dict] = []
-        if (d / "authors.json").is_file():
-            authors = json.loads((d / "authors.json").read_text(encoding="utf-8"))
-        if (d / "list_id_issues.json").is_file():
-            issues = json.loads((d / "list_id_issues.json").read_text(encoding="utf-8"))
-        return cls(authors=authors, issues=issues)
+# An import may mark at most this fraction of the listed entries as removed, or drop the
+# authors of at most this fraction of the entries that had some (and never more than
+# MAX_REMOVED_ABS), without allow_removals. A real list update removes a handful of lines;
+# an empty, truncated or broken list removes most of them.
+MAX_REMOVED_FRACTION = 0.02
+MAX_REMOVED_ABS = 20
 
 
 @dataclass
 class ImportReport:
-    """What an import did. ``str(report)`` is the text the CLI prints."""
+    """What an import did, built from the phases' results. ``str(report)`` is the CLI text."""
 
     list_path: str = ""
     bib_path: str = ""
@@ -117,6 +89,8 @@ class ImportReport:
     curated_notes: list[str] = field(default_factory=list)
     authors_by_tier: dict[str, int] = field(default_factory=dict)
     no_authors: int = 0
+    authors_dropped: list[str] = field(default_factory=list)
+    merged_into: list[str] = field(default_factory=list)  # repository entry -> its paper
     written: bool = False
 
     def __str__(self) -> str:
@@ -145,633 +119,43 @@ class ImportReport:
         block("one paper listed several times (merged)", self.merged)
         block("authors: doubtful or partial", self.author_notes)
         block("hand edits kept", self.hand_edits_kept)
+        block("authors dropped (entry had authors before)", self.authors_dropped)
+        block("repository entries merged into their paper (old key -> key)", self.merged_into)
         block("curated entries", self.curated_notes)
         out.append("written" if self.written else "not written (dry run or no change)")
         return "\n".join(out)
 
 
-@dataclass
-class Record:
-    """One paper assembled from one or more list items."""
-
-    items: list[ListItem]
-    arxiv_id: str | None
-    listids: list[str]
-    flags: list[str]
-
-    @property
-    def first(self) -> ListItem:
-        return self.items[0]
-
-    @property
-    def title(self) -> str:
-        return self.first.title
-
-    @property
-    def sections(self) -> list[str]:
-        out: list[str] = []
-        for it in self.items:
-            if it.section not in out:
-                out.append(it.section)
-        return out
-
-    def pick(self, name: str):
-        """First non-empty value of an item attribute, in list order."""
-        for it in self.items:
-            v = getattr(it, name)
-            if v:
-                return v
-        return None
-
-    @property
-    def url(self) -> str | None:
-        if self.arxiv_id:
-            return f"https://arxiv.org/abs/{self.arxiv_id}"
-        return self.pick("paper_url") or self.pick("title_url")
-
-
-# ----------------------------------------------------------------------------- ids
-
-
-def _source_repo(rec: dict) -> str | None:
-    m = re.match(r"^([\w.-]+/[\w.-]+):", rec.get("source", ""))
-    return m.group(1).lower() if m else None
-
-
-def _author_evidence(meta: Metadata, aid: str, item: ListItem) -> str | None:
-    """Why the ``authors.json`` record of ``aid`` is this entry's paper, or None."""
-    rec = meta.authors.get(aid)
-    if not rec:
-        return None
-    if rec.get("title") and same_title(rec["title"], item.title):
-        return "its authors.json record has this title"
-    repo = _source_repo(rec)
-    if repo and repo == github_repo(item.code):
-        return f"its authors.json record comes from this entry's repository {repo}"
-    return None
-
-
-def _issues_by_title(meta: Metadata) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = defaultdict(list)
-    for e in meta.issues:
-        if e.get("title"):
-            out[norm_title(e["title"])].append(e)
-    return out
-
-
-def resolve_ids(items: list[ListItem], meta: Metadata, report: ImportReport) -> list[Record]:
-    """One record per item with its arXiv id decided (merging comes after)."""
-    owners: dict[str, list[int]] = defaultdict(list)
-    for i, it in enumerate(items):
-        ta = it.title_arxiv
-        if ta and ta.id:
-            owners[ta.id].append(i)
-    issues = _issues_by_title(meta)
-
-    def owned_elsewhere(aid: str, i: int) -> ListItem | None:
-        for j in owners.get(aid, []):
-            if j != i and not same_title(items[j].title, items[i].title):
-                return items[j]
-        return None
-
-    def evidence_id(i: int) -> tuple[str, str] | None:
-        """(id, source) from list_id_issues when it names exactly one other id."""
-        for e in issues.get(norm_title(items[i].title), []):
-            if (
-                e.get("kind") == "source_title_match_has_other_id"
-                and len(e.get("other_ids", {})) == 1
-            ):
-                cand = next(iter(e["other_ids"]))
-                if owned_elsewhere(cand, i) is None:
-                    return cand, ", ".join(e.get("examples", [])[:2])
-        return None
-
-    records: list[Record] = []
-    for i, it in enumerate(items):
-        where = f"line {it.line} '{it.title[:60]}'"
-        flags: list[str] = []
-        ids: list[str] = []
-        for a in it.arxiv:
-            if a.id and a.id not in ids:
-                ids.append(a.id)
-        listids = list(ids)
-        ta = it.title_arxiv
-        if ta and ta.id is None:
-            msg = f"title link has a malformed arXiv id {ta.raw!r}"
-            msg += f"; used the badge's {ids[0]}" if ids else ""
-            flags.append(msg)
-            report.id_decisions.append(f"{where}: {msg}")
-        if len(ids) > 1:
-            keep = []
-            for a in ids:
-                other = owned_elsewhere(a, i)
-                if other is not None:
-                    msg = f"arXiv {a} dropped: it is the id of '{other.title[:60]}' (line {other.line})"
-                    flags.append(msg)
-                    report.id_decisions.append(f"{where}: {msg}")
-                else:
-                    keep.append(a)
-            if len(keep) > 1:
-                matched = [a for a in keep if _author_evidence(meta, a, it)]
-                if len(matched) == 1:
-                    msg = f"links disagree ({', '.join(keep)}); kept {matched[0]}: " + str(
-                        _author_evidence(meta, matched[0], it)
-                    )
-                    flags.append(msg)
-                    report.id_decisions.append(f"{where}: {msg}")
-                    keep = matched
-            if len(keep) > 1:
-                chosen = ta.id if ta and ta.id in keep else keep[0]
-                msg = f"links disagree ({', '.join(keep)}); kept the title link's {chosen}"
-                flags.append(msg)
-                report.id_decisions.append(f"{where}: {msg}")
-                keep = [chosen]
-            ids = keep
-        aid = ids[0] if ids else None
-        if aid:
-            for e in issues.get(norm_title(it.title), []):
-                if (
-                    e.get("kind") == "list_id_belongs_to_other_title"
-                    and e.get("id") == aid
-                    and not any(same_title(t, it.title) for t in e.get("source_titles", []))
-                ):
-                    src = "; ".join(e.get("source_titles", []))[:80]
-                    msg = f"arXiv {aid} dropped: it belongs to '{src}' ({', '.join(e.get('examples', [])[:1])})"
-                    flags.append(msg)
-                    report.id_decisions.append(f"{where}: {msg}")
-                    aid = None
-                    break
-        if aid is None:
-            ev = evidence_id(i)
-            if ev:
-                aid = ev[0]
-                msg = f"arXiv {aid} taken from cross-checked sources ({ev[1]}); the list gives " + (
-                    ", ".join(listids) if listids else "no arXiv link"
-                )
-                flags.append(msg)
-                report.id_decisions.append(f"{where}: {msg}")
-        if aid and aid not in listids:
-            listids.append(aid)
-        records.append(Record(items=[it], arxiv_id=aid, listids=listids, flags=flags))
-
-    _settle_shared_ids(records, meta, report, evidence_id, items)
-    return records
-
-
-def _cluster(recs: list[Record]) -> list[list[Record]]:
-    groups: list[list[Record]] = []
-    for r in recs:
-        for g in groups:
-            if same_title(g[0].title, r.title):
-                g.append(r)
-                break
-        else:
-            groups.append([r])
-    return groups
-
-
-def _settle_shared_ids(records, meta, report, evidence_id, items) -> None:
-    """Different titles under one id: decide which keeps it, and report."""
-    index = {id(r.first): i for i, r in enumerate(records)}
-    by_id: dict[str, list[Record]] = defaultdict(list)
-    for r in records:
-        if r.arxiv_id:
-            by_id[r.arxiv_id].append(r)
-    for aid in sorted(by_id):
-        groups = _cluster(by_id[aid])
-        if len(groups) < 2:
-            continue
-        titles = " / ".join(f"'{g[0].title[:50]}' (line {g[0].first.line})" for g in groups)
-        winners = [g for g in groups if any(_author_evidence(meta, aid, r.first) for r in g)]
-        keepers = winners if len(winners) == 1 else groups
-        moved = []
-        for g in groups:
-            if g in keepers and len(keepers) == 1:
-                continue
-            for r in g:
-                ev = evidence_id(index[id(r.first)])
-                if ev and ev[0] != aid:
-                    r.arxiv_id = ev[0]
-                    if ev[0] not in r.listids:
-                        r.listids.append(ev[0])
-                    r.flags.append(
-                        f"arXiv {aid} is shared with another list entry; used {ev[0]} ({ev[1]})"
-                    )
-                    moved.append(f"'{r.title[:40]}' -> {ev[0]}")
-                elif len(keepers) == 1:
-                    r.arxiv_id = None
-                    r.flags.append(
-                        f"arXiv {aid} dropped: shared with '{keepers[0][0].title[:50]}', whose "
-                        "authors.json record it matches"
-                    )
-                    moved.append(f"'{r.title[:40]}' -> no arXiv id")
-        left = [g for g in groups if g[0].arxiv_id == aid]
-        if len(left) > 1:
-            for g in left:
-                for r in g:
-                    r.flags.append(f"arXiv {aid} is also given to a different paper in the list")
-            report.shared_ids.append(f"{aid}: {titles}: kept as {len(left)} entries sharing the id")
-        else:
-            report.shared_ids.append(f"{aid}: {titles}: resolved ({'; '.join(moved)})")
-
-
-# ----------------------------------------------------------------------------- papers
-
-
-def merge_records(records: list[Record], report: ImportReport) -> list[Record]:
-    """Records of one paper (same id and title, or same title without id) become one."""
-    out: list[Record] = []
-    by_key: dict[str, list[Record]] = defaultdict(list)
-    for r in records:
-        ident = f"arxiv:{r.arxiv_id}" if r.arxiv_id else f"title:{norm_title(r.title)}"
-        target = next((o for o in by_key[ident] if same_title(o.title, r.title)), None)
-        if target is None:
-            by_key[ident].append(r)
-            out.append(r)
-            continue
-        target.items.extend(r.items)
-        for a in r.listids:
-            if a not in target.listids:
-                target.listids.append(a)
-        for f in r.flags:
-            if f not in target.flags:
-                target.flags.append(f)
-    for r in out:
-        if len(r.items) > 1:
-            lines = ", ".join(str(it.line) for it in r.items)
-            report.merged.append(
-                f"'{r.title[:60]}' (lines {lines}): sections {'; '.join(r.sections)}"
-            )
-    same_title_ids: dict[str, list[Record]] = defaultdict(list)
-    for r in out:
-        same_title_ids[norm_title(r.title)].append(r)
-    for recs in same_title_ids.values():
-        if len(recs) > 1:
-            ids = ", ".join(str(r.arxiv_id) for r in recs)
-            report.shared_ids.append(
-                f"same title under different ids ({ids}): '{recs[0].title[:60]}'"
-            )
-    return out
-
-
-def _clean_names(names: list[str], flags: list[str]) -> tuple[list[str], bool]:
-    """Names fit for BibTeX: no bare 'and' inside a name, no 'others' in the middle."""
-    out, truncated = [], False
-    for n in names:
-        n = re.sub(r"\s+", " ", str(n)).strip()
-        if not n:
-            continue
-        if n.lower() in ("others", "et al.", "et al"):
-            truncated = True
-            continue
-        if re.search(r"\band\b", n):
-            fixed = re.sub(r"\s*\band\b\s*", " ", n).strip()
-            flags.append(f"author name {n!r} read as {fixed!r}")
-            n = fixed
-        out.append(n)
-    return out, truncated
-
-
-def record_authors(rec: Record, meta: Metadata, report: ImportReport) -> list[str]:
-    """Author names (plain text, 'others' last when incomplete) for a record, or []."""
-    aid = rec.arxiv_id
-    if not aid or aid not in meta.authors:
-        return []
-    data = meta.authors[aid]
-    why = next((e for e in (_author_evidence(meta, aid, it) for it in rec.items) if e), None)
-    if why is None:
-        report.author_notes.append(
-            f"{aid} '{rec.title[:50]}': authors.json record is for '{str(data.get('title'))[:50]}'; "
-            "authors left out"
-        )
-        rec.flags.append(f"authors.json record for {aid} names another title; authors left out")
-        return []
-    flags: list[str] = []
-    names, truncated = _clean_names(list(data.get("authors", [])), flags)
-    if not names:
-        return []
-    tier = data.get("tier", "unknown")
-    report.authors_by_tier[tier] = report.authors_by_tier.get(tier, 0) + 1
-    if tier == "first_author_only" or data.get("first_author_only"):
-        names = names[:1]
-        truncated = True
-        flags.append("only the first author is known")
-    elif tier == "heuristic":
-        flags.append(f"authors read heuristically from {data.get('source', '?')}: unverified")
-    elif tier == "web_page":
-        flags.append(f"authors from a web page ({str(data.get('source', '?'))[:80]})")
-    if data.get("truncated"):
-        truncated = True
-        flags.append("the source's author list ends with 'and others'")
-    doubts = [
-        k
-        for k in (
-            "title_mismatch",
-            "id_shared_by_different_entries",
-            "alt_id_only",
-            "bib_eprint_differs",
-        )
-        if data.get(k)
-    ]
-    if doubts:
-        flags.append(f"author match flagged {', '.join(doubts)}; accepted because {why}")
-    if flags and (tier != "bibtex_or_list" or doubts):
-        report.author_notes.append(f"{aid} '{rec.title[:50]}': {'; '.join(flags)}")
-    rec.flags.extend(flags)
-    return names + (["others"] if truncated else [])
-
-
-def record_fields(rec: Record, authors: list[str]) -> tuple[str, dict[str, str]]:
-    """(entry type, plain-text fields) of a list record."""
-    venue = rec.pick("venue")
-    venue_year = next((it.venue_year for it in rec.items if it.venue), None)
-    year = venue_year or rec.pick("year") or (arxiv_year(rec.arxiv_id) if rec.arxiv_id else None)
-    month = next((it.month for it in rec.items if it.month), None)
-    fields: dict[str, str] = {"title": rec.title}
-    if authors:
-        fields["author"] = " and ".join(authors)
-    entry_type = "misc"
-    if venue:
-        if venue.upper().replace(".", "") in JOURNALS:
-            entry_type, fields["journal"] = "article", venue
-        else:
-            entry_type, fields["booktitle"] = "inproceedings", venue
-    if year:
-        fields["year"] = str(year)
-    if month:
-        fields["month"] = MONTH_ABBR[month]
-    if rec.arxiv_id:
-        fields["eprint"] = rec.arxiv_id
-        fields["archiveprefix"] = "arXiv"
-    if rec.url:
-        fields["url"] = rec.url
-    code = rec.pick("code")
-    if code:
-        fields["code"] = code
-    website = rec.pick("website")
-    if website and website != fields.get("url"):
-        fields["website"] = website
-    return entry_type, fields
-
-
-# ----------------------------------------------------------------------------- merge
-
-
-def _sig(value: str) -> str:
-    return hashlib.sha1(value.encode("utf-8")).hexdigest()[:6]
-
-
-def _parse_sig(text: str | None) -> dict[str, str]:
-    out = {}
-    for part in (text or "").split():
-        if ":" in part:
-            k, v = part.split(":", 1)
-            out[k] = v
-    return out
-
-
-def _managed_values(entry_type: str, fields: dict[str, str]) -> dict[str, str]:
-    vals = {"@type": entry_type}
-    for name in MANAGED_FIELDS[1:]:
-        if fields.get(name):
-            vals[name] = fields[name]
-    return vals
-
-
-class _Index:
-    """Existing entries by arXiv id, link and title (for identity)."""
-
-    def __init__(self, papers: list[Paper]):
-        self.by_id: dict[str, list[Paper]] = defaultdict(list)
-        self.by_url: dict[str, list[Paper]] = defaultdict(list)
-        self.by_title: dict[str, list[Paper]] = defaultdict(list)
-        for p in papers:
-            ids = {p.eprint} if p.eprint else set()
-            ids.update(x for x in re.split(r"[,\s]+", p.fields.get("listids", "")) if x)
-            for i in ids:
-                self.by_id[i].append(p)
-            for u in (p.url, p.fields.get("code")):
-                nu = norm_url(u)
-                if nu:
-                    self.by_url[nu].append(p)
-            self.by_title[norm_title(p.title)].append(p)
-
-    def find(self, rec: Record, used: set[str]) -> Paper | None:
-        ids = ([rec.arxiv_id] if rec.arxiv_id else []) + [
-            i for i in rec.listids if i != rec.arxiv_id
-        ]
-        for i in ids:
-            # Prefer an entry whose eprint is the id, then one that only listed it.
-            cands = [p for p in self.by_id.get(i, []) if p.key not in used]
-            cands.sort(key=lambda p: (p.eprint != i, not same_title(p.title, rec.title)))
-            for p in cands:
-                if same_title(p.title, rec.title):
-                    return p
-        if not rec.arxiv_id:
-            # A link identifies a paper without an arXiv id only among entries without one
-            # (a repository link is shared by the repo entry and its paper).
-            for u in (rec.pick("paper_url"), rec.pick("title_url")):
-                for p in self.by_url.get(norm_url(u) or "", []):
-                    if p.key not in used and not p.eprint and same_title(p.title, rec.title):
-                        return p
-        for p in self.by_title.get(norm_title(rec.title), []):
-            if p.key not in used and (not rec.arxiv_id or not p.eprint or p.eprint in rec.listids):
-                return p
-        return None
-
-
-def _join(values: list[str]) -> str:
-    return "; ".join(v.replace(";", ",") for v in values)
-
-
-def build_entries(
-    records: list[Record],
-    meta: Metadata,
-    existing: Library | None,
-    curated: Library | None,
-    report: ImportReport,
-) -> list[Paper]:
-    """Merge list records with the curated and existing entries; returns all entries."""
-    old = list(existing.entries.values()) if existing else []
-    cur = list(curated.entries.values()) if curated else []
-    old_by_key = {p.key: p for p in old}
-    taken = {p.key.lower() for p in old} | {p.key.lower() for p in cur}
-    out: dict[str, Paper] = {}
-    used: set[str] = set()
-
-    # Curated entries first: the list only adds sections and links to them.
-    cur_index = _Index(cur)
-    cur_extra: dict[str, dict[str, list[str] | str]] = {}
-    rest: list[Record] = []
-    for rec in records:
-        p = cur_index.find(rec, used)
-        if p is None:
-            rest.append(rec)
-            continue
-        used.add(p.key)
-        cur_extra[p.key] = {
-            "sections": rec.sections,
-            "listids": rec.listids,
-            "code": rec.pick("code") or "",
-            "website": rec.pick("website") or "",
-            "flags": rec.flags,
-        }
-    for p in cur:
-        fields = dict(p.fields)
-        extra = cur_extra.get(p.key)
-        plain: dict[str, str] = {"origin": "curated"}
-        if extra:
-            plain["sections"] = _join(list(extra["sections"]))
-            plain["listed"] = "yes"
-            plain["listids"] = " ".join(extra["listids"])
-            if extra["code"] and "code" not in fields:
-                plain["code"] = str(extra["code"])
-            if extra["website"] and "website" not in fields and extra["website"] != p.url:
-                plain["website"] = str(extra["website"])
-        elif p.key in old_by_key and old_by_key[p.key].fields.get("listed"):
-            plain["listed"] = "no"
-            prev = old_by_key[p.key]
-            for name in ("sections", "listids"):
-                if prev.fields.get(name):
-                    fields[name] = prev.fields[name]
-        made = make_paper(p.key, p.entry_type, plain)
-        fields.update(made.fields)
-        for name in ("importsig", "flags"):
-            fields.pop(name, None)
-        out[p.key] = Paper(p.key, p.entry_type, fields)
-        prev = old_by_key.get(p.key)
-        if prev is not None and prev.fields.get("origin") != "curated":
-            report.curated_notes.append(f"{p.key}: the curated entry replaces the imported one")
-    for p in old:
-        if p.fields.get("origin") == "curated" and p.key not in out:
-            out[p.key] = p
-            report.curated_notes.append(f"{p.key}: no longer in curated.bib; kept as it was")
-
-    # List papers: find each one's existing entry, those with an arXiv id first (so that an
-    # entry without id cannot take the key of a paper that has one), then mint new keys.
-    old_index = _Index([p for p in old if p.key not in out])
-    found: dict[int, Paper] = {}
-    for with_id in (True, False):
-        for i, rec in enumerate(rest):
-            if bool(rec.arxiv_id) == with_id:
-                prev = old_index.find(rec, used)
-                if prev is not None:
-                    found[i] = prev
-                    used.add(prev.key)
-    for i, rec in enumerate(rest):
-        authors = record_authors(rec, meta, report)
-        if not authors:
-            report.no_authors += 1
-        entry_type, plain = record_fields(rec, authors)
-        prev = found.get(i)
-        if prev is not None:
-            key = prev.key
-        else:
-            first = next((a for a in authors if a != "others"), None)
-            key = mint_key(first, plain.get("year"), rec.title, taken)
-            taken.add(key.lower())
-        new = make_paper(key, entry_type, plain, protect_title=True)
-        new_fields = dict(new.fields)
-        new_type = entry_type
-        if prev is not None:
-            new_type, new_fields = _keep_hand_edits(prev, entry_type, new_fields, report)
-        managed = _managed_values(entry_type, dict(new.fields))
-        extra = make_paper(
-            key,
-            new_type,
-            {
-                "sections": _join(rec.sections),
-                "listed": "yes",
-                "listids": " ".join(rec.listids),
-                "flags": _join(rec.flags),
-                "origin": "list",
-            },
-        ).fields
-        new_fields.update(extra)
-        if not rec.flags:
-            new_fields.pop("flags", None)
-        if not rec.listids:
-            new_fields.pop("listids", None)
-        new_fields["importsig"] = " ".join(f"{k}:{_sig(v)}" for k, v in managed.items())
-        out[key] = Paper(key, new_type, new_fields)
-
-    # Papers of the old file that the list no longer has.
-    for p in old:
-        if p.key in out:
-            continue
-        fields = dict(p.fields)
-        if fields.get("listed", "").lower() == "yes":
-            report.marked_removed.append((p.key, p.title))
-        else:
-            report.still_unlisted.append(p.key)
-        fields["listed"] = "no"
-        out[p.key] = Paper(p.key, p.entry_type, fields)
-
-    papers = sorted(out.values(), key=lambda p: p.key.lower())
-    for p in papers:
-        prev = old_by_key.get(p.key)
-        if prev is None:
-            report.added.append((p.key, p.title))
-        elif prev.entry_type != p.entry_type or dict(prev.fields) != dict(p.fields):
-            changed = sorted(
-                {
-                    k
-                    for k in set(prev.fields) | set(p.fields)
-                    if prev.fields.get(k) != p.fields.get(k)
-                }
-            )
-            if prev.entry_type != p.entry_type:
-                changed.insert(0, "@type")
-            report.updated.append((p.key, changed))
-        else:
-            report.unchanged.append(p.key)
-    return papers
-
-
-def _keep_hand_edits(
-    prev: Paper, entry_type: str, new_fields: dict[str, str], report: ImportReport
-) -> tuple[str, dict[str, str]]:
-    """Managed fields of ``prev`` that differ from what the importer wrote last time win."""
-    sig = _parse_sig(prev.fields.get("importsig"))
-    if not sig:  # entry written by hand (no record of the importer's values): keep it all
-        kept_type = prev.entry_type
-        merged = {k: v for k, v in prev.fields.items() if k not in LIST_FIELDS}
-        for k, v in new_fields.items():
-            merged.setdefault(k, v)
-        if any(
-            prev.fields.get(k) != new_fields.get(k) for k in MANAGED_FIELDS[1:] if k in prev.fields
-        ):
-            report.hand_edits_kept.append(
-                f"{prev.key}: entry has no importsig; its fields were kept"
-            )
-        return kept_type, merged
-    merged = dict(new_fields)
-    kept: list[str] = []
-    prev_vals = _managed_values(prev.entry_type, dict(prev.fields))
-    for name in MANAGED_FIELDS:
-        old_val = prev_vals.get(name)
-        if name in sig:
-            if old_val is None:  # deleted by hand
-                if name != "@type" and name in merged:
-                    merged.pop(name)
-                    kept.append(f"{name} (deleted)")
-            elif _sig(old_val) != sig[name]:  # edited by hand
-                if name == "@type":
-                    entry_type = old_val
-                else:
-                    merged[name] = old_val
-                kept.append(name)
-        elif old_val is not None and name != "@type":  # added by hand
-            if merged.get(name) != old_val:
-                merged[name] = old_val
-                kept.append(f"{name} (added)")
-    # Project fields the importer does not own (a hand-added note, volume, pages...).
-    for k, v in prev.fields.items():
-        if k not in MANAGED_FIELDS and k not in LIST_FIELDS and k not in merged:
-            merged[k] = v
-    if kept:
-        report.hand_edits_kept.append(f"{prev.key}: {', '.join(kept)}")
-    return entry_type, merged
+def _report(
+    list_path: str, bib_path: str, parsed, ids, merged, entries: EntriesResult
+) -> ImportReport:
+    tiers: dict[str, int] = {}
+    for d in entries.drafts:
+        if d.authors.tier and d.authors.names:
+            tiers[d.authors.tier] = tiers.get(d.authors.tier, 0) + 1
+    return ImportReport(
+        list_path=list_path,
+        bib_path=bib_path,
+        entries_read=len(parsed.items),
+        papers=len(merged.records),
+        added=entries.added,
+        updated=entries.updated,
+        unchanged=entries.unchanged,
+        marked_removed=entries.marked_removed,
+        still_unlisted=entries.still_unlisted,
+        skipped=list(parsed.skipped),
+        merged=merged.merged,
+        list_notes=[f"line {it.line}: {n}" for it in parsed.items for n in it.notes],
+        id_decisions=ids.decisions,
+        shared_ids=ids.shared_ids + merged.same_title_ids,
+        author_notes=[d.authors.note for d in entries.drafts if d.authors.note],
+        hand_edits_kept=entries.hand_edits_kept,
+        curated_notes=entries.curated_notes,
+        authors_by_tier=tiers,
+        no_authors=sum(1 for d in entries.drafts if not d.authors.names),
+        authors_dropped=entries.authors_dropped,
+        merged_into=entries.merged_into,
+    )
 
 
 # ----------------------------------------------------------------------------- output
@@ -785,6 +169,51 @@ def render_bib(papers: list[Paper]) -> str:
     return HEADER + "\n" + body
 
 
+def guard(report: ImportReport, existing: Library | None) -> list[str]:
+    """Why this import would destroy data (empty when it would not); see module docstring."""
+    if existing is None:
+        return []
+    problems = []
+    listed = sum(1 for p in existing if p.listed)
+    limit = min(MAX_REMOVED_ABS, max(1, int(MAX_REMOVED_FRACTION * listed)))
+    if len(report.marked_removed) > limit:
+        problems.append(
+            f"the import would mark {len(report.marked_removed)} of {listed} listed entries as "
+            f"no longer listed (more than {limit}): is {report.list_path} the whole list? "
+            "Pass --allow-removals if it is"
+        )
+    with_authors = sum(1 for p in existing if p.has_authors)
+    limit = min(MAX_REMOVED_ABS, max(1, int(MAX_REMOVED_FRACTION * with_authors)))
+    if len(report.authors_dropped) > limit:
+        problems.append(
+            f"the import would drop the authors of {len(report.authors_dropped)} entries (e.g. "
+            f"{', '.join(report.authors_dropped[:3])}): pass --metadata DIR with authors.json, "
+            "or --allow-removals to drop them"
+        )
+    return problems
+
+
+def read_list(list_path: Path) -> str:
+    """The list's text; one-line :class:`BibError` for a missing, unreadable or empty file."""
+
+    def fail(what: str, fix: str) -> BibError:
+        return BibError(bib_problem(list_path, None, what, None, fix))
+
+    if not list_path.exists():
+        raise fail("list file not found", "give the path of the list's README.md")
+    if not list_path.is_file():
+        raise fail("not a file", "give the path of the list's README.md, not a folder")
+    try:
+        text = list_path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise fail(f"not UTF-8 (byte {exc.start})", "save the list as UTF-8") from None
+    except OSError as exc:
+        raise fail(f"cannot be read ({exc.strerror})", "check the path and permissions") from None
+    if not text.strip():
+        raise fail("the list file is empty", "give the list's README.md")
+    return text
+
+
 def import_list(
     list_path: str | Path,
     bib_path: str | Path,
@@ -792,25 +221,38 @@ def import_list(
     curated_path: str | Path | None = None,
     metadata_dir: str | Path | None = None,
     dry_run: bool = False,
+    allow_removals: bool = False,
+    today: datetime.date | None = None,
 ) -> ImportReport:
     """Import the list at ``list_path`` into ``bib_path`` (see module docstring).
 
     ``curated_path`` defaults to ``curated.bib`` next to ``bib_path`` (used when it exists);
     ``metadata_dir`` holds ``authors.json`` and ``list_id_issues.json`` (None: no metadata).
-    Raises :class:`BibError` when the existing ``papers.bib`` or the curated file is malformed
-    (nothing is written then), ``FileNotFoundError`` when the list is missing.
+    Raises :class:`BibError` (one line per problem, nothing written) for a missing, empty,
+    non-UTF-8 or entry-less list, a malformed ``papers.bib`` or curated file, a missing
+    metadata folder, and an import that :func:`guard` refuses.
     """
     list_path, bib_path = Path(list_path), Path(bib_path)
-    text = list_path.read_text(encoding="utf-8")
+    text = read_list(list_path)
     if curated_path is None:
         cand = bib_path.with_name("curated.bib")
         curated_path = cand if cand.is_file() else None
     curated = load_library(curated_path) if curated_path else None
-    existing = load_library(bib_path) if bib_path.is_file() else None
+    existing = load_library(bib_path) if bib_path.exists() else None
     meta = Metadata.load(metadata_dir)
-    report = ImportReport(list_path=str(list_path), bib_path=str(bib_path))
-    new_text = build_bib_text(text, meta, existing, curated, report)
-    old_text = bib_path.read_text(encoding="utf-8") if bib_path.is_file() else None
+    new_text, report = build_bib_text(
+        text, meta, existing, curated, list_path=str(list_path), bib_path=str(bib_path),
+        today=today,
+    )  # fmt: skip
+    if report.entries_read == 0:
+        raise BibError(
+            bib_problem(list_path, None, "no list entries found ('+ [Title](link)' lines under "
+                        "'###' sections)", None, "give the Awesome Video Diffusion README.md")
+        )  # fmt: skip
+    refused = [] if allow_removals else guard(report, existing)
+    if refused:
+        raise BibError([f"{bib_path}: import refused, nothing written: {r}" for r in refused])
+    old_text = bib_path.read_text(encoding="utf-8") if existing is not None else None
     if not dry_run and new_text != old_text:
         atomic_write_text(bib_path, new_text)
         report.written = True
@@ -822,19 +264,28 @@ def build_bib_text(
     meta: Metadata,
     existing: Library | None,
     curated: Library | None,
-    report: ImportReport,
-) -> str:
-    """The new ``papers.bib`` text for a list (pure: reads and writes no file)."""
+    *,
+    list_path: str = "",
+    bib_path: str = "",
+    today: datetime.date | None = None,
+) -> tuple[str, ImportReport]:
+    """The new ``papers.bib`` text for a list and the report (pure: reads and writes no file)."""
+    day = today or datetime.date.today()
     parsed = parse_list(list_text)
-    report.entries_read = len(parsed.items)
-    report.skipped = list(parsed.skipped)
-    report.list_notes = [f"line {it.line}: {n}" for it in parsed.items for n in it.notes]
-    records = merge_records(resolve_ids(parsed.items, meta, report), report)
-    report.papers = len(records)
-    papers = build_entries(records, meta, existing, curated, report)
-    text = render_bib(papers)
+    ids = resolve_ids(parsed.items, meta)
+    merged = merge_records(ids.records)
+    ambiguous = ambiguous_urls(merged.records)
+
+    def draft(rec: Record) -> Draft:
+        authors = decide_authors(rec, meta)
+        entry_type, fields, flags = record_fields(rec, authors, meta, ambiguous, day)
+        return Draft(rec, authors, entry_type, fields, [*rec.flags, *authors.flags, *flags])
+
+    entries = build_entries(merged.records, draft, existing, curated)
+    report = _report(list_path, bib_path, parsed, ids, merged, entries)
+    text = render_bib(entries.papers)
     try:  # never write what we could not read back
         parse_bib_text(text, "<new papers.bib>")
     except BibError as exc:
         raise BibError([f"internal error, nothing written: {p}" for p in exc.problems]) from exc
-    return text
+    return text, report

@@ -14,6 +14,7 @@ them next to the page, or ``render_index(..., inline_assets=True)`` embeds them.
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -202,6 +203,7 @@ def _entry_html(paper: Paper, cited_by: list[tuple[str, str]]) -> str:
     links.append(
         f'<button type="button" class="pi-copy md-button" data-bibtex="{bibtex}">Copy BibTeX</button>'
     )
+    links.extend(_format_buttons(paper))
     links.append(f'<code class="pi-key">{_e(paper.key)}</code>')
     parts.append('<p class="pi-links">' + " ".join(x for x in links if x) + "</p>")
     if cited_by:
@@ -261,6 +263,11 @@ def render_index(
         "the key is shown under each entry, and **Copy BibTeX** copies its entry."
     )
     out.append("")
+    out.append(
+        "Each entry also copies as BibLaTeX and CSL-JSON (Zotero, pandoc). "
+        "[How this bibliography is made and checked](#how-this-bibliography-is-made-and-checked)."
+    )
+    out.append("")
     # not "paper-index": the page's h1 "Paper index" gets that id from its heading
     h: list[str] = ['<div class="pi-root" id="pi-root">']
     if inline_assets:
@@ -316,4 +323,66 @@ def render_index(
     block = re.sub(r"\n\s*\n", "\n", block)
     out.append(block)
     out.append("")
+    out.extend(how_made_section(library))
     return "\n".join(out)
+
+
+# ----------------------------------------------------------------------------- citing (issue 10)
+# Self-contained: the copy buttons for the other formats and the "how it is made" section.
+
+_FORMAT_LABELS = (("biblatex", "BibLaTeX"), ("csl-json", "CSL-JSON"))
+
+
+def _format_buttons(paper: Paper) -> list[str]:
+    """A copy button per extra format; the text sits escaped in ``data-copy`` (read as text)."""
+    from diffusion_notes.bib.export import to_biblatex, to_csl
+
+    texts = {
+        "biblatex": to_biblatex(paper),
+        "csl-json": json.dumps(to_csl(paper), ensure_ascii=False, separators=(",", ":")),
+    }
+    return [
+        f'<button type="button" class="pi-cite-fmt md-button" data-format="{fmt}" '
+        f'data-copy="{_e(texts[fmt]).replace(chr(10), "&#10;")}">Copy {label}</button>'
+        for fmt, label in _FORMAT_LABELS
+    ]
+
+
+def how_made_section(library: Library) -> list[str]:
+    """Markdown of "How this bibliography is made and checked", with the library's counts."""
+    papers = list(library)
+    flagged = sum(1 for p in papers if p.flags)
+    unverified = sum(
+        1 for p in papers if any("unverified" in f or "left out" in f for f in p.flags)
+    )
+    partial = sum(1 for p in papers if p.et_al)
+    curated = sum(1 for p in papers if p.curated)
+    return [
+        "## How this bibliography is made and checked",
+        "",
+        f"**Sources.** {curated} foundational papers are kept by hand in `curated.bib`, checked "
+        "against the papers' title pages; they win over everything else. The other entries are "
+        "imported from the Awesome Video Diffusion list (`diffusion-notes papers import`), with "
+        "authors from a collected metadata file (`authors.json`: public BibTeX, paper lists and "
+        "READMEs, each record naming its source).",
+        "",
+        "**What is verified.** Authors are taken only from a record whose title clearly matches "
+        "the entry; the arXiv id fixes a preprint's year and month, a venue only its year; "
+        "links are the work's own (no tracking parameters, no ruled-out arXiv ids); a work "
+        "listed twice is one entry. `diffusion-notes papers check` parses the file with "
+        "bibtexparser and pybtex (strict) and checks every entry's authors, dates, links and "
+        "preprint fields; the test suite runs real BibTeX with the plain, unsrt, alpha, ieeetr "
+        "and apalike styles and requires every preprint's arXiv id in its reference.",
+        "",
+        f"**What is flagged.** {flagged} entries carry import notes (shown under the entry and "
+        f"by `diffusion-notes cite`): {unverified} have authors left out or read from an "
+        f"unverified source, {partial} list only some authors (“et al.”), others record "
+        "a corrected arXiv id. Entries marked *authors not recorded* had no clearly matching "
+        "record: cite them with care.",
+        "",
+        "**Reporting an error.** Give the key and a source that shows the right value (the "
+        "arXiv page, the proceedings). A correction lasts when it is written in `curated.bib` "
+        "as an entry with the paper's key and the corrected fields; then regenerate "
+        "`papers.bib` and run `diffusion-notes papers check`.",
+        "",
+    ]

@@ -26,10 +26,6 @@ import html
 import re
 from dataclasses import dataclass, field
 
-MONTHS = {
-    "jan": 1, "feb": 2, "mar": 3, "apr": 4, "may": 5, "jun": 6,
-    "jul": 7, "aug": 8, "sep": 9, "sept": 9, "oct": 10, "nov": 11, "dec": 12,
-}  # fmt: skip
 MONTH_ABBR = [
     "",
     "Jan",

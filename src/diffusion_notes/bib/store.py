@@ -56,6 +56,7 @@ FIELD_ORDER = (
     "eprint",
     "archiveprefix",
     "primaryclass",
+    "doi",
     "url",
     "note",
     "code",
@@ -67,6 +68,8 @@ FIELD_ORDER = (
     "origin",
     "importsig",
 )
+
+_MONTH_MACROS = frozenset("jan feb mar apr may jun jul aug sep oct nov dec".split())
 
 # Canonical spelling of field names that BibTeX styles print in camel case.
 _FIELD_SPELLING = {"archiveprefix": "archivePrefix", "primaryclass": "primaryClass"}
@@ -89,6 +92,19 @@ def bib_problem(path: Path | str, line: int | None, what: str, key: str | None, 
     where = f"{path}:{line}" if line else f"{path}"
     about = f" (key '{key}')" if key else ""
     return f"{where}: {what}{about}: {fix}"
+
+
+# Words that make an author a team or an organisation, written braced (``{Aether Team}``).
+CORPORATE_RE = re.compile(
+    r"\b(?:team|lab|labs|group|inc|ltd|corp|corporation|consortium|contributors|authors|"
+    r"project|foundation|institute|university)\b",
+    re.I,
+)
+
+
+def is_corporate(name: str) -> bool:
+    """Whether an author name is a team or organisation (``Aether Team``, ``Google Research``)."""
+    return bool(CORPORATE_RE.search(name))
 
 
 def split_names(author_field: str) -> list[str]:
@@ -213,6 +229,16 @@ class Paper:
         return y or None
 
     @property
+    def appeared(self) -> str | None:
+        """The year the paper first appeared: its arXiv year when that is earlier than
+        ``year`` (a CVPR 2024 paper posted in Dec 2023 appeared in 2023), else ``year``."""
+        m = re.match(r"^(\d{2})\d{2}\.\d{4,5}$", self.eprint or "")
+        pre = str(2000 + int(m.group(1))) if m else None
+        if pre and (self.year is None or not self.year.isdigit() or pre < self.year):
+            return pre
+        return self.year
+
+    @property
     def venue(self) -> str | None:
         """Where it appeared (booktitle, else journal); None for a preprint."""
         for name in ("booktitle", "journal"):
@@ -284,6 +310,13 @@ class Library:
 
     def __contains__(self, key: object) -> bool:
         return key in self.entries
+
+    def find(self, key: str) -> Paper | None:
+        """The entry of ``key`` compared case-insensitively (as BibTeX compares keys)."""
+        if key in self.entries:
+            return self.entries[key]
+        lower = key.lower()
+        return next((p for k, p in self.entries.items() if k.lower() == lower), None)
 
     def __getitem__(self, key: str) -> Paper:
         try:
@@ -429,7 +462,8 @@ def _field_sort_key(name: str) -> tuple[int, str]:
 
 
 def format_bibtex(paper: Paper, *, internal: bool = False) -> str:
-    """One entry's BibTeX text (fields in a fixed order, values braced, ``}`` on its own line).
+    """One entry's BibTeX text (fields in a fixed order, values braced except a month, written
+    as the styles' macro ``dec``; ``}`` on its own line).
 
     The project's own fields (:data:`INTERNAL_FIELDS`: sections, links, listed, ...) are left
     out unless ``internal`` is true, so what a reader copies is a plain citation entry.
@@ -439,6 +473,9 @@ def format_bibtex(paper: Paper, *, internal: bool = False) -> str:
     lines = [f"@{paper.entry_type}{{{paper.key},"]
     for n in names:
         value = paper.fields[n].strip()
+        if n == "month" and value.lower() in _MONTH_MACROS:  # the styles' macro: "December"
+            lines.append(f"  month = {value.lower()},")  # biber warns on a braced {Dec}
+            continue
         lines.append(f"  {_FIELD_SPELLING.get(n, n)} = {{{value}}},")
     lines.append("}")
     return "\n".join(lines) + "\n"
@@ -459,6 +496,11 @@ def make_paper(
             continue
         if name in ("url", "code", "website", "eprint", "importsig"):
             raw[name] = value.replace("{", "%7B").replace("}", "%7D")
+        elif name == "author":  # plain names joined by " and "; teams braced whole
+            raw[name] = " and ".join(
+                f"{{{to_latex(n)}}}" if is_corporate(n) else to_latex(n)
+                for n in value.split(" and ")
+            )
         elif name == "title" and protect_title:
             raw[name] = protect_case(to_latex(value))
         else:

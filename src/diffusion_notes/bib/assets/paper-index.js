@@ -79,8 +79,8 @@
       if (!(t instanceof Element)) return;
       var btn = t.closest(".pi-section-btn");
       if (btn) { sec.value = btn.dataset.section; apply(); return; }
-      var copy = t.closest(".pi-copy");
-      if (copy) copyText(copy.dataset.bibtex || "", copy);
+      var copy = t.closest(".pi-copy, .pi-cite-fmt");  // BibTeX, or another format (data-copy)
+      if (copy) copyText(copy.dataset.copy || copy.dataset.bibtex || "", copy);
     });
 
     // A link to #key must show the entry even when the filters hide it.
