@@ -12,10 +12,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.test_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401  (same skip and marks)
+from tests.test_browser import ARGS, CHROMIUM, WAIT_MS, pytestmark  # noqa: F401
 
 VIEWPORTS = {"phone": {"width": 390, "height": 844}, "desktop": {"width": 1280, "height": 900}}
-WAIT_MS = 300_000  # a bound for a hung test only; every wait below is for a condition
 LOSS = "ddpm/loss/"
 NOTATION = "notation/"
 LAB = "ddpm/forward-process-lab/"
