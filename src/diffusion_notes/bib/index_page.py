@@ -295,7 +295,7 @@ def render_index(
         '<option value="title">Title A-Z</option><option value="venue">Venue</option></select>'
     )
     h.append('<button type="button" id="pi-reset">Reset</button>')
-    h.append('<button type="button" id="pi-copy-all" class="pi-copy-all">Copy all shown as .bib</button>')
+    h.append('<button type="button" id="pi-copy-all" class="pi-bulk">Copy all shown as .bib</button>')
     h.append(
         f'<output id="pi-count" aria-live="polite">{len(papers)} of {len(papers)} papers</output>'
     )

@@ -27,6 +27,7 @@ from diffusion_notes.site.sources import is_lab_text, walk_docs
 PACKAGE = "diffusion_notes"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/diffusion_notes
 EXECUTOR_VERSION = "4"  # bump to invalidate every cached lab when execution itself changes
+ALT_HOOK_FILE = Path(__file__).resolve().parents[1] / "plots.py"
 ALT_HOOK = "from diffusion_notes.plots import install_alt_text; install_alt_text()"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -126,7 +127,7 @@ def cache_key(lab: Path, *, smoke: bool) -> str:
     h.update(f"executor={EXECUTOR_VERSION};smoke={int(smoke)};".encode())
     h.update(f"device={os.environ.get('DIFFUSION_NOTES_DEVICE', 'auto')};".encode())
     h.update(b"lab\0" + text.encode("utf-8"))
-    h.update(b"\0alt-hook\0" + (PACKAGE_DIR / "plots.py").read_bytes())  # runs in every kernel
+    h.update(b"\0alt-hook\0" + ALT_HOOK_FILE.read_bytes())  # runs in every lab's kernel
     for dep in package_dependencies(text):
         h.update(b"\0" + dep.name.encode() + b"\0" + dep.read_bytes())
     return h.hexdigest()[:20]
