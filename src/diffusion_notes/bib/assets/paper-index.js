@@ -134,6 +134,17 @@
       if (el && el.classList.contains("pi-entry") && el.hidden) { reset(); el.scrollIntoView(); }
     }
     window.addEventListener("hashchange", reveal);
+
+    // Sticky filter bar: on a wide screen all of it stays under the header; on a narrow one
+    // (where it wraps to several rows) only its last row, the text filter and the count.
+    var bar = root.querySelector(".pi-filters"), narrow = window.matchMedia("(max-width: 44.984375em)");
+    function pin() {
+      var header = document.querySelector(".md-header");
+      var h = header ? header.getBoundingClientRect().height : 0;
+      bar.style.top = narrow.matches ? (h - Math.max(0, q.offsetTop - 4)) + "px" : "";
+    }
+    window.addEventListener("resize", pin);
+    pin();
     state.read();
     if (sortSel && sortSel.value) sortList();
     apply();
