@@ -304,7 +304,7 @@ def test_lab_page_reads_on_this_screen(page, site_url) -> None:
                         "'.jupyter-wrapper .jp-OutputArea-output pre')).whiteSpace")
     assert pre == "pre"
     setup = page.locator("details.lab-setup")
-    assert setup.count() == 1 and "make setup" in setup.inner_text()
+    assert setup.count() == 1 and "make setup" in setup.text_content()
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"the lab overflows by {overflow} px"
 
