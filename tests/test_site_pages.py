@@ -19,7 +19,7 @@ def test_benchmarks_page_reads_the_results(tmp_path: Path) -> None:
     assert "| cold (every lab executed, every model trained, full settings) | 123.4 |" in page
     assert "| cached rebuild | 5.6 | ≤ 10 |" in page
     # the others were not run: said so, with the command, never a number
-    assert page.count("Not run yet") == 3
+    assert page.count("Not run yet") == 4
     assert "`python bench/digits.py` writes `bench/results/digits.json`" in page
 
 
@@ -32,3 +32,6 @@ def test_benchmarks_page_rejects_a_broken_result(tmp_path: Path) -> None:
 def test_committed_results_render() -> None:
     page = render_benchmarks_page(REPO / "bench" / "results")
     assert "Not run yet" not in page, "a committed benchmark result is missing"
+    weights = json.loads((REPO / "bench" / "results" / "site_weight.json").read_text())
+    median = weights["current"]["first_search_result_ms"]["median"]
+    assert f"median {median} ms" in page and "load average" in page
