@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_browser import ARGS, CHROMIUM, pytestmark  # noqa: F401  (same skip and marks)
+from tests.test_browser import ARGS, CHROMIUM, WAIT_MS, pytestmark  # noqa: F401
 
 
 @pytest.fixture(scope="module")
@@ -14,6 +14,7 @@ def context(site_url):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+        ctx.set_default_timeout(WAIT_MS)  # a bound for a hang; waits are for conditions
         ctx.grant_permissions(["clipboard-read", "clipboard-write"], origin=site_url.rstrip("/"))
         yield ctx
         browser.close()

@@ -82,7 +82,11 @@ def test_library_has_the_keys_the_notes_cite(library) -> None:
 
 
 def test_checks_page_lists_tests_and_backlinks(tmp_path: Path) -> None:
-    from diffusion_notes.site.checks import collect_references, collect_tests, render_checks_page
+    from diffusion_notes.site.checks_page import (
+        collect_references,
+        collect_tests,
+        render_checks_page,
+    )
 
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_demo.py").write_text(

@@ -90,7 +90,8 @@ def test_progress_bars_keep_their_final_state(tmp_path: Path) -> None:
                    "for _ in tqdm(range(40), desc='work'):\n    time.sleep(0.01)\n"
                    "print('plain line')\n")
     run = execute_lab(lab, tmp_path / "cache", smoke=True, log=lambda *_: None)
-    outputs = nbformat.read(run.notebook, as_version=4).cells[0].outputs
+    cells = nbformat.read(run.notebook, as_version=4).cells
+    outputs = next(c for c in cells if c.cell_type == "code").outputs  # after the setup cell
     texts = [(o.name, o.text) for o in outputs]
     assert texts[0] == ("stderr", "done\n")
     assert texts[1][0] == "stderr" and texts[1][1].startswith("work: 100%")  # only the last bar

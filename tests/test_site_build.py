@@ -67,6 +67,36 @@ def test_built_site_references_no_other_host(built_site: Path) -> None:
     assert not offenders, "\n".join(offenders[:10])
 
 
+def test_pages_carry_only_what_they_need(built_site: Path) -> None:
+    """MathJax only where there is maths; notebook CSS once as a file; no local serve address."""
+    def html(path: str) -> str:
+        return (built_site / path / "index.html").read_text(encoding="utf-8")
+
+    assert "tex-svg.js" in html("ddpm/loss") and "tex-svg.js" in html("ddpm/forward-process-lab")
+    assert "tex-svg.js" not in html("papers") and "tex-svg.js" not in html("benchmarks")
+    lab = html("ddpm/forward-process-lab")
+    inline_css = sum(len(m) for m in re.findall(r"<style[^>]*>(.*?)</style>", lab, re.DOTALL))
+    assert inline_css < 5_000, f"{inline_css} bytes of inline CSS on the lab page"
+    links = re.findall(r'href="([^"]*assets/notebook/notebook-[0-9a-f]+\.css)"', lab)
+    assert len(links) == 1 and (built_site / "ddpm/forward-process-lab" / links[0]).is_file()
+    assert "No description has been provided" not in lab
+    for page in built_site.rglob("*.html"):
+        assert 'rel="canonical" href="http://127.0.0.1' not in page.read_text(encoding="utf-8")
+    sitemap = built_site / "sitemap.xml"
+    assert not sitemap.is_file() or "127.0.0.1" not in sitemap.read_text(encoding="utf-8")
+
+
+def test_downloaded_notebook_says_how_to_run_it(built_site: Path) -> None:
+    nb = nbformat.read(built_site / "ddpm/forward-process-lab/forward-process-lab.ipynb",
+                       as_version=4)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown" and "diffusion-notes-setup" in first.metadata["tags"]
+    assert "make setup" in first.source and "ipykernel install" in first.source
+    assert "CPU cores" in first.source, "where the outputs were computed"
+    page = (built_site / "ddpm/forward-process-lab/index.html").read_text(encoding="utf-8")
+    assert page.count("ipykernel install") == 1, "the page shows the steps once, above the lab"
+
+
 def test_downloadable_notebook_is_valid_and_executed(built_site: Path) -> None:
     nb_path = built_site / "ddpm" / "forward-process-lab" / "forward-process-lab.ipynb"
     nb = nbformat.read(nb_path, as_version=4)

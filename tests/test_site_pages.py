@@ -32,3 +32,6 @@ def test_benchmarks_page_rejects_a_broken_result(tmp_path: Path) -> None:
 def test_committed_results_render() -> None:
     page = render_benchmarks_page(REPO / "bench" / "results")
     assert "Not run yet" not in page, "a committed benchmark result is missing"
+    weights = json.loads((REPO / "bench" / "results" / "site_weight.json").read_text())
+    median = weights["current"]["first_search_result_ms"]["median"]
+    assert f"median {median} ms" in page and "load average" in page

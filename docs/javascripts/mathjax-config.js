@@ -15,7 +15,10 @@ window.MathJax = {
   },
   options: {
     ignoreHtmlClass: "md-container|md-header|md-search",
-    processHtmlClass: "arithmatex|jp-MarkdownOutput|jp-RenderedMarkdown"
+    processHtmlClass: "arithmatex|jp-MarkdownOutput|jp-RenderedMarkdown",
+    // formulas keep their context menu (right click) but leave the keyboard's tab order:
+    // otherwise a note's dozens of formulas stand between a reader and its links
+    menuOptions: { settings: { inTabOrder: false } }
   },
   svg: { fontCache: "global" },
   startup: {

@@ -276,7 +276,7 @@ def render_index(
         )
     h.append('<div class="pi-filters" role="search">')
     h.append(
-        '<input type="search" class="pi-q" id="pi-q" placeholder="Filter: title, author, key, arXiv id" '
+        '<input type="search" class="pi-q" id="pi-q" placeholder="Filter: title, author, key, arXiv id or URL" '
         'aria-label="Filter papers by text">'
     )
     h.append(
@@ -296,18 +296,28 @@ def render_index(
     )
     h.append('<label><input type="checkbox" id="pi-has-code"> has code</label>')
     h.append('<label><input type="checkbox" id="pi-has-authors"> has authors</label>')
+    h.append(
+        '<select id="pi-sort" aria-label="Sort">'
+        '<option value="">Foundations, then newest</option><option value="newest">Newest first</option>'
+        '<option value="title">Title A-Z</option><option value="venue">Venue</option></select>'
+    )
     h.append('<button type="button" id="pi-reset">Reset</button>')
+    h.append('<button type="button" id="pi-copy-all" class="pi-bulk">Copy all shown as .bib</button>')
     h.append(
         f'<output id="pi-count" aria-live="polite">{len(papers)} of {len(papers)} papers</output>'
     )
     h.append("</div>")
+    h.append(
+        f'<details class="pi-sections-box"><summary>Browse by section ({len(section_order)} '
+        "sections)</summary>"
+    )
     h.append('<ul class="pi-counts" aria-label="Papers per section">')
     for s in section_order:
         h.append(
             f'<li><button type="button" class="pi-section-btn" data-section="{_e(s)}">{_e(s)}</button> '
             f'<span class="pi-n" data-section="{_e(s)}">{section_counts[s]}</span></li>'
         )
-    h.append("</ul>")
+    h.append("</ul></details>")
     h.append(f'<ol class="pi-list" data-total="{len(papers)}">')
     for p in papers:
         h.append(_entry_html(p, list(backlinks.get(p.key, []))))

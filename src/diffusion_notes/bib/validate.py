@@ -19,15 +19,15 @@ from diffusion_notes.bib.citations import scan_source, unknown_keys_message
 from diffusion_notes.bib.metadata import Metadata
 from diffusion_notes.bib.rules import RULES, strict_parse
 from diffusion_notes.bib.store import BibError, Library, load_library
+from diffusion_notes.site.sources import walk_docs
 
 
 def check_citations(library: Library, docs: Path) -> list[str]:
     """One line per unknown key: ``<file>:<line>: unknown citation key '<k>' (did you mean ...)``."""
     problems: list[str] = []
-    for f in sorted(list(docs.rglob("*.md")) + list(docs.rglob("*.py"))):
-        text = f.read_text(encoding="utf-8", errors="replace")
-        citations = scan_source(text, is_lab=f.suffix == ".py")
-        message = unknown_keys_message(str(f), citations, library)
+    for source in walk_docs(docs):  # the site build's own walk: same notes, same labs
+        citations = scan_source(source.text, is_lab=source.is_lab)
+        message = unknown_keys_message(str(source.path), citations, library)
         if message:
             problems.extend(message.splitlines())
     return problems

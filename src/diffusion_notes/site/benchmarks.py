@@ -139,13 +139,56 @@ def _guidance(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _weights_table(m: dict[str, Any], base: dict[str, Any] | None) -> list[str]:
+    head = "| page | KB fetched | of which MathJax | loads MathJax |"
+    rule = "| --- | --- | --- | --- |"
+    if base:
+        head = "| page | KB fetched | before | of which MathJax | loads MathJax |"
+        rule = "| --- | --- | --- | --- | --- |"
+    lines = [head, rule]
+    for name, page in m["pages"].items():
+        mj = page["by_kind_kb"].get("mathjax", 0.0)
+        before = ""
+        if base and name in base["pages"]:
+            before = f" {base['pages'][name]['total_kb']:.0f} |"
+        lines.append(f"| {name} | {page['total_kb']:.0f} |{before} {mj:.0f} | "
+                     f"{'yes' if page['mathjax'] else 'no'} |")
+    return lines
+
+
+def _site_weight(d: dict[str, Any]) -> list[str]:
+    cur, base, machine = d["current"], d.get("baseline"), d["machine"]
+    search = cur["first_search_result_ms"]
+    lines = _weights_table(cur, base)
+    lines += [
+        "",
+        f"Time to the first search result (“{search['query']}” typed as soon as the home page "
+        f"has loaded, fresh browser): median {search['median']} ms of "
+        f"{', '.join(str(r) for r in search['runs'])} ms"
+        + (f" (before: {base['first_search_result_ms']['median']} ms)" if base else "")
+        + f". Search index: {cur['search_index_kb']:.0f} KB"
+        + (f" (before: {base['search_index_kb']:.0f} KB)" if base else "") + ".",
+        "",
+        f"Measured {d['date'][:16].replace('T', ' ')} UTC in headless Chromium against "
+        f"{machine['server']}, on {machine['cores']} CPU cores with a load average of "
+        f"{machine['load_before']:.1f} before and {machine['load_after']:.1f} after (a load "
+        f"above {machine['cores']} means other work shared the machine, which slows the "
+        "search timing; the weights do not depend on it).",
+        "",
+    ]
+    return lines
+
+
 def render_benchmarks_page(results: Path) -> str:
     lines = [
         "# Benchmarks",
         "",
         "Numbers measured on this project's machines (2 CPU cores unless said otherwise), read "
         "at build time from `bench/results/`. Rerun a benchmark with the command named in its "
-        "section; the page follows.",
+        "section; the page follows. The machine is shared: a benchmark run while other work "
+        "used the cores reports slower times than a quiet machine gives, so each section names "
+        "its machine, and where it was recorded, the load. Each lab page states its own "
+        "execution time with the cores and load of the build that ran it.",
         "",
     ]
     sections = [
@@ -154,6 +197,7 @@ def render_benchmarks_page(results: Path) -> str:
         ("Guidance on digits", "guidance", _guidance),
         ("Site build", "site_build", _site),
         ("Paper index", "papers", _papers),
+        ("Site weight and search", "site_weight", _site_weight),
     ]
     for title, name, render in sections:
         lines += [f"## {title}", "", f"`python bench/{name}.py`", ""]

@@ -23,11 +23,13 @@ import jupytext
 import nbformat
 
 from diffusion_notes.atomic import atomic_write_text
+from diffusion_notes.site.sources import is_lab_text, walk_docs
 
 PACKAGE = "diffusion_notes"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/diffusion_notes
-EXECUTOR_VERSION = "3"  # bump to invalidate every cached lab when execution itself changes
-_CELL_MARK = re.compile(r"^# %%", re.MULTILINE)
+EXECUTOR_VERSION = "4"  # bump to invalidate every cached lab when execution itself changes
+ALT_HOOK_FILE = Path(__file__).resolve().parents[1] / "plots.py"
+ALT_HOOK = "from diffusion_notes.plots import install_alt_text; install_alt_text()"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -49,7 +51,7 @@ def is_lab(path: Path) -> bool:
     if path.suffix != ".py":
         return False
     try:
-        return bool(_CELL_MARK.search(path.read_text(encoding="utf-8")))
+        return is_lab_text(path.read_text(encoding="utf-8"))
     except OSError:
         return False
 
@@ -126,6 +128,7 @@ def cache_key(lab: Path, *, smoke: bool) -> str:
     h.update(f"executor={EXECUTOR_VERSION};smoke={int(smoke)};".encode())
     h.update(f"device={os.environ.get('DIFFUSION_NOTES_DEVICE', 'auto')};".encode())
     h.update(b"lab\0" + text.encode("utf-8"))
+    h.update(b"\0alt-hook\0" + ALT_HOOK_FILE.read_bytes())  # runs in every lab's kernel
     for dep in package_dependencies(text):
         h.update(b"\0" + dep.name.encode() + b"\0" + dep.read_bytes())
     return h.hexdigest()[:20]
@@ -185,8 +188,11 @@ def execute_lab(
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", allow_errors=False,
         resources={"metadata": {"path": str(lab.parent)}},
+        # every figure gets alt text derived from its titles (or given by plots.describe)
+        extra_arguments=[f"--IPKernelApp.exec_lines={ALT_HOOK}"],
     )
     log(f"executing lab {lab.name} ({len(nb.cells)} cells{', smoke mode' if smoke else ''})")
+    load_before = _load_average()
     start = time.perf_counter()
     kernel_log = tempfile.TemporaryFile()
     try:
@@ -213,8 +219,14 @@ def execute_lab(
                 os.environ[name] = value
     seconds = time.perf_counter() - start
     _settle_progress_bars(nb)
+    machine = Machine(os.cpu_count() or 1, _device(), load_before, _load_average())
     nb.metadata["diffusion_notes"] = {"source": lab.name, "smoke": smoke,
-                                      "seconds": round(seconds, 1)}
+                                      "seconds": round(seconds, 1),
+                                      "machine": machine.as_dict()}
+    first = setup_cell(rel, seconds=seconds, smoke=smoke, machine=machine)
+    if nb.get("nbformat_minor", 0) < 5:
+        first.pop("id", None)  # cell ids exist from nbformat 4.5 on
+    nb.cells.insert(0, first)
     nb.metadata["jupytext"] = {"formats": "ipynb,py:percent"}
     if slot.is_dir():  # older executions of this lab are stale now
         shutil.rmtree(slot)
@@ -223,6 +235,72 @@ def execute_lab(
     atomic_write_text(out, nbformat.writes(nb))
     log(f"executed lab {lab.name} in {seconds:.1f} s")
     return LabRun(lab, out, slot / key, cached=False, seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Machine:
+    """Where a lab was executed: the figures it prints were measured there."""
+
+    cores: int
+    device: str
+    load_before: float | None  # 1-minute load average when execution started
+    load_after: float | None
+
+    def as_dict(self) -> dict:
+        return {"cores": self.cores, "device": self.device,
+                "load_before": self.load_before, "load_after": self.load_after}
+
+    def describe(self) -> str:
+        load = ""
+        if self.load_before is not None and self.load_after is not None:
+            load = (f", load average {self.load_before:.1f} at the start and "
+                    f"{self.load_after:.1f} at the end (above {self.cores} means other work "
+                    "shared the cores)")
+        return f"{self.cores} CPU cores, device {self.device}{load}"
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (OSError, AttributeError):  # not available on every platform
+        return None
+
+
+def _device() -> str:
+    from diffusion_notes.runtime import get_device
+
+    return str(get_device())
+
+
+SETUP_TAG = "diffusion-notes-setup"  # the page hides this cell; the notebook keeps it
+
+
+def setup_text(rel: str) -> str:
+    """How to run a lab outside the site (the lab page shows the same steps)."""
+    return (
+        "**How to run this notebook.** It is a lab of *diffusion-notes* and imports the "
+        "project's Python package `diffusion_notes`, which is not on PyPI: run it inside the "
+        "project.\n\n"
+        "1. In the project folder (the repository this site is built from; needs Python "
+        "3.10+), run `make setup`. It creates `.venv/` with the CPU build of PyTorch and "
+        "the package.\n"
+        "2. Make that environment a Jupyter kernel, once: "
+        "`.venv/bin/python -m ipykernel install --user --name diffusion-notes`; then open "
+        "this notebook in any Jupyter and choose the kernel **diffusion-notes**.\n"
+        "3. Run all cells. Set `DIFFUSION_NOTES_SMOKE=1` in the environment for a quick pass "
+        "with tiny step counts.\n\n"
+        f"The source is the jupytext file `docs/{rel}`; "
+        "`.venv/bin/jupytext --to ipynb` turns it into a notebook without outputs."
+    )
+
+
+def setup_cell(rel: str, *, seconds: float, smoke: bool, machine: Machine):
+    """The first cell of a downloaded notebook: how to run it, and where this copy ran."""
+    where = (f"\n\nThis copy was executed when the site was built, in {seconds:.0f} s on "
+             f"{machine.describe()}{' (smoke mode: tiny step counts)' if smoke else ''}.")
+    cell = nbformat.v4.new_markdown_cell(setup_text(rel) + where)
+    cell.metadata["tags"] = [SETUP_TAG]
+    return cell
 
 
 def _settle_progress_bars(nb: nbformat.NotebookNode) -> None:
@@ -267,4 +345,4 @@ def _failing_cell(nb: nbformat.NotebookNode) -> int | None:
 
 
 def find_labs(docs_dir: Path) -> Iterable[Path]:
-    return sorted(p for p in docs_dir.rglob("*.py") if is_lab(p))
+    return [lab.path for lab in walk_docs(docs_dir, kinds=("lab",))]

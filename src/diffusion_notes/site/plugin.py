@@ -2,15 +2,21 @@
 
 Order of work in one build:
 
-1. ``on_pre_build`` (before mkdocs empties ``site/``): load ``papers.bib``, scan every note and
-   lab for citations (an unknown key stops the build naming page and line), and execute every
-   lab through the content-addressed cache (a failing cell stops the build naming lab and cell).
-   Nothing has been written to ``site/`` when any of these fail.
+1. ``on_pre_build`` (before mkdocs empties ``site/``): load ``papers.bib``, walk ``docs/`` once
+   (:func:`diffusion_notes.site.sources.walk_docs`), check every note's and lab's citations (an
+   unknown key stops the build naming page and line), and execute every lab through the
+   content-addressed cache (a failing cell stops the build naming lab and cell). Nothing has
+   been written to ``site/`` when any of these fail.
 2. ``on_files``: swap each lab's ``.py`` for its executed ``.ipynb`` (rendered by mkdocs-jupyter,
-   which must come after this plugin in ``plugins:``), add the generated paper index page and
-   the MathJax files taken from the installed ``django-static-mathjax`` package.
-3. ``on_page_content``: turn citations into links, append References, drop the CDN MathJax
-   loader that nbconvert puts into notebook pages.
+   which must come after this plugin in ``plugins:``), add the generated pages (paper index,
+   "How the maths is checked", benchmarks) and the MathJax file taken from the installed
+   ``django-static-mathjax`` package.
+3. ``on_page_content``: turn citations into links, append References; on lab pages drop the CDN
+   MathJax loader nbconvert adds, move the inline notebook CSS into one shared file and write
+   each figure's alt text (:mod:`diffusion_notes.site.page_assets`).
+4. ``on_post_page``: MathJax only on pages with maths; the shared notebook CSS on lab pages.
+5. ``on_post_build``: write the notebook CSS file; one search document per paper and clean
+   snippets (:mod:`diffusion_notes.site.search_index`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,8 @@ import posixpath
 import re
 from pathlib import Path
 
+import markdown
+import nbformat
 from mkdocs.config import config_options as opt
 from mkdocs.config.base import Config
 from mkdocs.exceptions import PluginError
@@ -37,15 +45,25 @@ from diffusion_notes.bib.citations import (
 from diffusion_notes.bib.store import BibError, Library, load_library
 from diffusion_notes.runtime import is_smoke
 from diffusion_notes.site.benchmarks import render_benchmarks_page
-from diffusion_notes.site.checks import collect_references, collect_tests, render_checks_page
-from diffusion_notes.site.labs import LabError, LabRun, execute_lab, is_lab
+from diffusion_notes.site.checks_page import collect_references, collect_tests, render_checks_page
+from diffusion_notes.site.labs import LabError, LabRun, execute_lab, setup_text
+from diffusion_notes.site.page_assets import (
+    MATHJAX_URI,
+    apply_alts,
+    css_file_name,
+    extract_styles,
+    figures,
+    has_math,
+    mathjax_tags,
+)
+from diffusion_notes.site.search_index import rewrite_search_index
+from diffusion_notes.site.sources import DocSource, walk_docs
 
 log = logging.getLogger("mkdocs.plugins.diffusion_notes")
 
 INDEX_URI = "papers/index.md"
 CHECKS_URI = "checks.md"
 BENCH_URI = "benchmarks.md"
-MATHJAX_URI = "assets/vendor/mathjax/tex-svg.js"
 _NB_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->",
                          re.DOTALL)
 _EXTERNAL_SCRIPT = re.compile(r"<script[^>]+src=\"https?://[^\"]*\"[^>]*>\s*</script>")
@@ -78,6 +96,9 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
         self.library: Library | None = None
         self.lab_runs: dict[str, LabRun] = {}
         self.backlinks: dict[str, list[tuple[str, str]]] = {}
+        self.notebook_css: dict[str, str] = {}  # file name -> CSS, written after the build
+        self.page_css: dict[str, str] = {}  # lab page source -> its notebook CSS file
+        self.math_pages: set[str] = set()  # source paths of pages that need MathJax
         return config
 
     # ----------------------------------------------------------------- 1. validate, execute
@@ -90,42 +111,34 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
         except FileNotFoundError:
             raise PluginError(f"{bib}: bibliography not found; set `bib:` of the "
                               "diffusion-notes plugin in mkdocs.yml") from None
-        self._scan_citations()
+        sources = list(walk_docs(self.docs_dir))
+        self._scan_citations(sources)
         self.lab_runs = {}
         if self.config.execute_labs:
             # DIFFUSION_NOTES_LABS_CACHE moves the cache (benchmarks use a scratch one)
             cache = self.root / os.environ.get("DIFFUSION_NOTES_LABS_CACHE",
                                                self.config.labs_cache)
-            for lab in sorted(self.docs_dir.rglob("*.py")):
-                if not is_lab(lab):
-                    continue
-                rel = lab.relative_to(self.docs_dir).as_posix()
+            for lab in (s for s in sources if s.is_lab):
                 try:
-                    run = execute_lab(lab, cache, smoke=is_smoke(), rel=rel, log=log.info)
+                    run = execute_lab(lab.path, cache, smoke=is_smoke(), rel=lab.rel,
+                                      log=log.info)
                 except LabError as exc:
                     raise PluginError(f"lab failed: {exc}") from None
                 if run.cached:
-                    log.info(f"lab {rel}: cached execution reused")
-                self.lab_runs[rel] = run
+                    log.info(f"lab {lab.rel}: cached execution reused")
+                self.lab_runs[lab.rel] = run
 
-    def _scan_citations(self) -> None:
+    def _scan_citations(self, sources: list[DocSource]) -> None:
         assert self.library is not None
         problems: list[str] = []
         self.backlinks = {}
-        for path in sorted(self.docs_dir.rglob("*")):
-            lab = is_lab(path)
-            if path.suffix != ".md" and not lab:
-                continue
-            rel = path.relative_to(self.docs_dir).as_posix()
-            text = path.read_text(encoding="utf-8")
-            citations = scan_source(text, is_lab=lab)
-            message = unknown_keys_message(f"docs/{rel}", citations, self.library)
+        for source in sources:
+            citations = scan_source(source.text, is_lab=source.is_lab)
+            message = unknown_keys_message(f"docs/{source.rel}", citations, self.library)
             if message:
                 problems.append(message)
-            title = _page_title(text, rel, lab)
-            uri = rel[:-3] + ".md" if lab else rel  # a lab page gets the URL an .md would
             for key in dict.fromkeys(c.key for c in citations if not c.malformed):
-                self.backlinks.setdefault(key, []).append((title, uri))
+                self.backlinks.setdefault(key, []).append((source.title, source.url_uri))
         if problems:
             raise PluginError("\n".join(problems))
 
@@ -171,11 +184,26 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
     # ----------------------------------------------------------------- 3. pages
     def on_page_content(self, html: str, page, config, files) -> str:
         assert self.library is not None
-        if page.file.src_uri.endswith(".ipynb"):
+        src = page.file.src_uri
+        notebook = src.endswith(".ipynb")
+        if notebook:
             html = _NB_MATHJAX.sub("", html)
             html = _EXTERNAL_SCRIPT.sub("", html)
+            html, css = extract_styles(html)
+            if css is not None:
+                name = css_file_name(css)
+                self.notebook_css[name] = css
+                self.page_css[src] = name
+            run = self.lab_runs.get(src[:-6] + ".py")
+            if run is not None:
+                figs = figures(nbformat.read(run.notebook, as_version=4))
+                html = apply_alts(html, figs, fallback=f"Output of the lab {page.title}")
+        if has_math(html, notebook=notebook):
+            self.math_pages.add(src)
+        else:
+            self.math_pages.discard(src)
         index_url = get_relative_url(_page_url(INDEX_URI, config), page.url)
-        if page.file.src_uri == INDEX_URI:
+        if src == INDEX_URI:
             index_url = ""
 
         def href(key: str) -> str:
@@ -188,8 +216,49 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
         if page.file.src_uri.endswith(".ipynb"):
             context["lab_download"] = posixpath.basename(page.file.src_uri)
             run = self.lab_runs.get(page.file.src_uri[:-6] + ".py")
-            context["lab_source"] = posixpath.basename(run.source.name) if run else None
+            context["lab_run"] = _lab_run_summary(run, page.file.src_uri[:-6] + ".py")
         return context
+
+    # ----------------------------------------------------------------- 4. page assets
+    def on_post_page(self, output: str, page, config) -> str:
+        base = get_relative_url(".", page.url)
+        base = "" if base == "." else base.rstrip("/") + "/"
+        css = self.page_css.get(page.file.src_uri)
+        if css:
+            output = output.replace("</head>", f'<link rel="stylesheet" href="{base}{css}">\n'
+                                    "</head>", 1)
+        if page.file.src_uri in self.math_pages:
+            output = output.replace("</body>", mathjax_tags(base) + "</body>", 1)
+        return output
+
+    # ----------------------------------------------------------------- 5. site-wide files
+    @event_priority(-100)  # after the search plugin wrote its index
+    def on_post_build(self, config) -> None:
+        site = Path(config.site_dir)
+        for name, css in self.notebook_css.items():
+            target = site / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(css, encoding="utf-8")
+        index = site / "search" / "search_index.json"
+        if index.is_file() and self.library is not None:
+            location = _page_url(INDEX_URI, config)
+            before, after = rewrite_search_index(
+                index, self.library, location,
+                f"{len(self.library.entries)} papers with filters and copyable BibTeX; "
+                "each paper is its own search result.")
+            log.info(f"search index: {before} documents -> {after} (one per paper)")
+
+
+def _lab_run_summary(run: LabRun | None, rel: str) -> dict | None:
+    """What the lab page says about where its outputs were computed, and how to run it."""
+    if run is None:
+        return None
+    meta = nbformat.read(run.notebook, as_version=4).metadata.get("diffusion_notes", {})
+    machine = meta.get("machine", {})
+    return {"seconds": meta.get("seconds"), "smoke": meta.get("smoke"),
+            "cores": machine.get("cores"), "device": machine.get("device"),
+            "load_before": machine.get("load_before"), "load_after": machine.get("load_after"),
+            "setup_html": markdown.markdown(setup_text(rel))}
 
 
 def _page_url(uri: str, config) -> str:
@@ -197,11 +266,3 @@ def _page_url(uri: str, config) -> str:
     f = File(uri, src_dir=None, dest_dir=config.site_dir,
              use_directory_urls=config.use_directory_urls)
     return f.url
-
-
-def _page_title(text: str, rel: str, lab: bool) -> str:
-    prefix = "# # " if lab else "# "
-    for line in text.splitlines():
-        if line.startswith(prefix):
-            return line[len(prefix):].strip()
-    return os.path.splitext(posixpath.basename(rel))[0].replace("-", " ").capitalize()

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from diffusion_notes.site.sources import walk_docs
+
 CHECK_LINK = re.compile(r"checks\.md#(test_[A-Za-z0-9_]+)")
 EQ_ANCHOR = re.compile(r"<a id=\"(eq-[A-Za-z0-9_-]+)\"></a>")
 
@@ -53,17 +55,14 @@ def collect_tests(tests_dir: Path, repo: Path) -> list[TestDoc]:
 def collect_references(docs_dir: Path) -> dict[str, list[EquationRef]]:
     """test name -> the notes (and equation anchors) that link to it."""
     refs: dict[str, list[EquationRef]] = {}
-    for path in sorted(docs_dir.rglob("*.md")):
-        text = path.read_text(encoding="utf-8")
-        title = next((ln[2:].strip() for ln in text.splitlines() if ln.startswith("# ")),
-                     path.stem)
+    for note in walk_docs(docs_dir, kinds=("note",)):
         last_anchor: str | None = None
-        for line in text.splitlines():
+        for line in note.text.splitlines():
             m = EQ_ANCHOR.search(line)
             if m:
                 last_anchor = m.group(1)
             for name in CHECK_LINK.findall(line):
-                ref = EquationRef(path.relative_to(docs_dir).as_posix(), title, last_anchor)
+                ref = EquationRef(note.rel, note.title, last_anchor)
                 if ref not in refs.setdefault(name, []):
                     refs[name].append(ref)
     return refs
