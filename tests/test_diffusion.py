@@ -12,11 +12,11 @@ from diffusion_notes.diffusion import (
     discretized_gaussian_log_likelihood,
     elbo_bpd,
     eps_from_v,
-    min_snr_weight,
-    predict_eps_from_x0,
     eps_loss_weight,
+    min_snr_weight,
     normal_kl,
     posterior_mean_from_eps,
+    predict_eps_from_x0,
     predict_x0_from_eps,
     q_posterior,
     q_sample,
@@ -240,7 +240,7 @@ def test_eps_loss_weight_is_the_kl_term(variance: str) -> None:
         post = q_posterior(s, x0, xt, tt)
         logvar_p = torch.log(var_p[t]).expand_as(xt)
 
-        def kl(e: torch.Tensor) -> torch.Tensor:
+        def kl(e: torch.Tensor, xt=xt, tt=tt, post=post, logvar_p=logvar_p) -> torch.Tensor:
             p_mean = q_posterior(s, predict_x0_from_eps(s, xt, tt, e), xt, tt).mean
             return normal_kl(post.mean, post.log_variance, p_mean, logvar_p).sum(1)
 
