@@ -146,6 +146,10 @@ def test_eps_x0_roundtrip() -> None:
     torch.testing.assert_close(predict_eps_from_x0(s, xt, t, x0), eps, rtol=1e-9, atol=1e-9)
     x0_hat = predict_x0_from_eps(s, xt, t, eps)
     torch.testing.assert_close(predict_eps_from_x0(s, xt, t, x0_hat), eps, rtol=1e-9, atol=1e-9)
+    # the conversion the Denoiser and the samplers use (x0_eps_from_output) is the same formula
+    got_x0, got_eps = to_x0_eps(s, xt, t, eps, "eps")
+    torch.testing.assert_close(got_x0, x0, rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(got_eps, eps, rtol=0, atol=0)
 
 
 def test_v_conversions_roundtrip() -> None:
