@@ -55,10 +55,12 @@ def test_closed_form_matches_iterated_chain() -> None:
         gain = q_step(s, one, t, zero)  # sqrt(alpha_t)
         std = q_step(s, zero, t, one)  # sqrt(beta_t)
         mean, var = q_step(s, mean, t, zero), gain**2 * var + std**2
-        torch.testing.assert_close(gain**2 + std**2, one, rtol=1e-12, atol=0)  # variance preserving
+        # variance preserving, and the noise enters with a plus sign (eps is the noise *added*,
+        # which the loss regresses on): std is the positive root
+        torch.testing.assert_close(std, torch.sqrt(1 - gain**2), rtol=1e-12, atol=0)
         if t in (0, 17, 150, 299):
             torch.testing.assert_close(mean, q_sample(s, x0, t, zero), rtol=1e-12, atol=1e-14)
-            torch.testing.assert_close(var, q_sample(s, zero, t, one) ** 2, rtol=1e-12, atol=1e-14)
+            torch.testing.assert_close(var.sqrt(), q_sample(s, zero, t, one), rtol=1e-12, atol=1e-14)
             # and both against the schedule's product, computed here as a plain Python loop
             prod = math.prod(1.0 - b for b in s.betas[: t + 1].tolist())
             torch.testing.assert_close(mean, math.sqrt(prod) * x0, rtol=1e-12, atol=1e-14)
@@ -218,6 +220,9 @@ def test_reparameterised_gradient() -> None:
         value = ((xt - c) ** 2).sum(1).mean()
         (grad,) = torch.autograd.grad(value, x0)
         x0 = x0.detach()
+        # z - mu = +sigma * eps: eps is the noise that was added (the sign matters once eps is
+        # a regression target, although -eps has the same distribution)
+        torch.testing.assert_close(xt.detach() - a * x0, sd * eps, rtol=1e-10, atol=1e-12)
         expected = ((a * x0 - c) ** 2).sum() + d * sd**2
         assert value.item() == pytest.approx(expected.item(), rel=1e-10)
         torch.testing.assert_close(grad, 2 * a * (a * x0 - c), rtol=1e-10, atol=1e-12)
@@ -406,6 +411,39 @@ def test_elbo_decomposition_identity() -> None:
     # power check: the same comparison rejects the wrong reverse variance by a wide margin
     wrong = elbo_bpd(model, x0, s, variance="fixed_large", generator=_gen(7))
     assert abs(wrong.total_bpd.item() - chain.mean().item()) > 20 * se
+
+
+@pytest.mark.parametrize("variance", ["fixed_small", "fixed_large"])
+def test_elbo_terms_closed_form_for_offset_model(variance: str) -> None:
+    """Each KL term of elbo_bpd and its prior term against closed forms (Ho et al. eq. 5).
+
+    The network predicts x0 + delta for a known x0 and offset delta, so the model's reverse mean
+    is the posterior mean plus c0_t delta, c0_t = sqrt(abar_{t-1}) beta_t / (1 - abar_t), whatever
+    x_t was drawn: KL_t = sum_j [ (r - 1 - log r) / 2 + (c0_t delta_j)^2 / (2 var_p) ] with
+    r = beta tilde_t / var_p, and L_T = sum_j (v + m_j^2 - 1 - log v) / 2 with m = sqrt(abar_T) x0,
+    v = 1 - abar_T. All coefficients are recomputed here from the betas; the terms are exact,
+    so rtol 1e-9 rejects a 1 % error in the KL formula or a shifted variance index."""
+    s = make_schedule("linear", 50, beta_start=1e-3, beta_end=0.2)
+    x0 = torch.tensor([[-1.0, -0.2, 0.4, 1.0]], dtype=F64).expand(3, 4)
+    delta = torch.tensor([0.05, -0.1, 0.2, 0.02], dtype=F64)
+
+    def model(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return x0 + delta
+
+    res = elbo_bpd(model, x0, s, prediction="x0", variance=variance, generator=_gen(17))  # type: ignore[arg-type]
+    betas, D = s.betas.tolist(), 4
+    ab = [math.prod(1.0 - b for b in betas[: t + 1]) for t in range(50)]
+    for t in range(1, 50):
+        btilde = betas[t] * (1 - ab[t - 1]) / (1 - ab[t])
+        var_p = btilde if variance == "fixed_small" else betas[t]
+        c0 = math.sqrt(ab[t - 1]) * betas[t] / (1 - ab[t])
+        r = btilde / var_p
+        kl = sum(0.5 * (r - 1 - math.log(r)) + (c0 * d) ** 2 / (2 * var_p) for d in delta.tolist())
+        assert res.terms[t].item() == pytest.approx(kl / (D * math.log(2)), rel=1e-9)
+    m2 = (ab[-1] * x0[0] ** 2).tolist()
+    v = 1 - ab[-1]
+    prior = sum(0.5 * (v + m - 1 - math.log(v)) for m in m2)
+    assert res.prior.item() == pytest.approx(prior / (D * math.log(2)), rel=1e-9)
 
 
 def test_elbo_terms_vanish_for_exact_posterior_model() -> None:
