@@ -252,14 +252,16 @@ def test_locations(tests_dir: Path = REPO / "tests") -> dict[str, str]:
     return where
 
 
-def consistency_errors(package: Path = PACKAGE) -> list[str]:
+def consistency_errors(
+    package: Path = PACKAGE, mutations: tuple[Mutation, ...] = MUTATIONS
+) -> list[str]:
     """What makes the table unusable: snippets not found exactly once, anchors without links or
     without perturbations, perturbations of unknown anchors, links to unknown tests."""
     errors: list[str] = []
     links = {lk.anchor: lk for lk in equation_links()}
     where = test_locations()
     seen: set[tuple[str, str]] = set()
-    for mu in MUTATIONS:
+    for mu in mutations:
         if (mu.anchor, mu.name) in seen:
             errors.append(f"{mu.anchor}/{mu.name}: duplicate name in the table")
         seen.add((mu.anchor, mu.name))
@@ -276,7 +278,7 @@ def consistency_errors(package: Path = PACKAGE) -> list[str]:
     for anchor, lk in links.items():
         if not lk.tests:
             errors.append(f"{lk.page}#{anchor}: no 'Checked by' link")
-        if not any(mu.anchor == anchor for mu in MUTATIONS):
+        if not any(mu.anchor == anchor for mu in mutations):
             errors.append(f"{lk.page}#{anchor}: no perturbation in bench/mutations.py")
         errors += [f"{lk.page}#{anchor}: links {t}, which no test module defines"
                    for t in lk.tests if t not in where]
