@@ -282,12 +282,14 @@ def test_eps_loss_weight_snr_identity() -> None:
 def test_simple_loss_is_uniform_average_over_t() -> None:
     """With t drawn by training_loss itself, the loss estimates (1/T) sum_t E||eps - eps_theta||^2.
 
-    The network below outputs k_t x_t / s_t with k_t = t / (T - 1), so for x0 ~ N(0, I) its per-t
-    error has the closed form k_t^2 SNR(t) + (k_t - 1)^2 per coordinate, different at every t;
-    a t-range that is shifted or not uniform changes the average. Monte Carlo on one side only;
-    the tolerance is 5 standard errors of the per-example losses (measured: 0.25 % of the value)."""
+    The network below outputs k_t x_t / s_t, so for x0 ~ N(0, I) its per-t error has the closed
+    form k_t^2 SNR(t) + (k_t - 1)^2 per coordinate. With k_t = t / (T - 1) it differs at every t,
+    and k_0 = 0.1 makes the first step cost about 100 times the others, so a t-range that skips
+    t = 0 halves the average. Monte Carlo on one side only; the tolerance is 5 standard errors of
+    the per-example losses (measured: 1.1 % of the value, against a 47 % shift)."""
     s = make_schedule("linear", 100)
     k = torch.arange(100, dtype=F64) / 99.0
+    k[0] = 0.1
 
     def model(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return predict_eps_from_x0(s, xt, t, torch.zeros_like(xt)) * k[t][:, None]
