@@ -166,8 +166,9 @@ plt.show()
 # %% [markdown]
 # ## 3. One reverse trajectory
 #
-# Top rows: the state $x_{t-1}$ after the step at $t$. Bottom rows: the network's estimate of
-# the clean image at that step, $\hat x_0 = \big(x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t,t)\big)/\sqrt{\bar\alpha_t}$
+# Columns are labelled with *code* indices $t$ (the paper's step $t + 1$), as the sampler's
+# callback reports them. Top rows: the state $x_{t-1}$ (code indexing; the paper's $x_t$) after
+# the step at code $t$. Bottom rows: the network's estimate of the clean image at that step, $\hat x_0 = \big(x_t - \sqrt{1-\bar\alpha_t}\,\epsilon_\theta(x_t,t)\big)/\sqrt{\bar\alpha_t}$
 # (clipped to the pixel range for display). At the very first step the estimate is mostly
 # amplified noise: it divides by $\sqrt{\bar\alpha_T} \approx 0.006$. Soon after, $\hat x_0$
 # is a blurry average digit; the identity of the digit is decided in the middle of the chain,
@@ -184,7 +185,7 @@ for col, t in enumerate(steps_shown):
         ax_0.imshow(traj_x0[t][k, 0].clamp(-1, 1), cmap="gray_r", vmin=-1, vmax=1)
         ax_x.axis("off")
         ax_0.axis("off")
-    axes[0, col].set_title(f"t={t}", fontsize=9)
+    axes[0, col].set_title(f"code t={t}", fontsize=9)
 axes[0, 0].text(-3, 3.5, "$x_{t-1}$", fontsize=11, ha="right")
 axes[3, 0].text(-3, 3.5, r"$\hat x_0$", fontsize=11, ha="right")
 fig.suptitle("three samples along the reverse chain", y=1.0)
