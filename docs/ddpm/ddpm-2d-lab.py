@@ -123,10 +123,12 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Both columns tell the same story: the $\epsilon$-error is largest, close to 1, at the first
-# steps and falls towards zero as $t$ grows, for the trained network and for the exact one alike.
-# So it is the *nearly clean* steps where noise prediction is hardest, and the flat part of the
-# training curve above is mostly their irreducible error, not a failure to learn the noisy steps.
+# Both columns tell the same story: the $\epsilon$-error is close to 1 at the first steps and
+# close to zero at the last, for the trained network and for the exact one alike (in between it
+# need not fall monotonically: the exact ring's error depends on how the noise level compares
+# with the width, 0.1, and the spacing of its clusters). So it is the *nearly clean* steps where
+# noise prediction is hardest, and the flat part of the training curve above is mostly their
+# irreducible error, not a failure to learn the noisy steps.
 
 # %% [markdown]
 # ## 2. Ancestral sampling, step by step
