@@ -99,7 +99,7 @@ x0_roll = make_toy2d(config.data, n_eval, seed=11).to(device)
 ring = ring_mixture(k=8, radius=1.0, std=0.1)
 ring_eps = ring.eps_model(schedule)
 x0_ring = ring.sample(n_eval, generator=g_eval)
-codes = [t for t in (0, 1, 9, 49, 99, 249, 499, 749, schedule.T - 1) if t < schedule.T]
+codes = sorted({t for t in (0, 1, 9, 49, 99, 249, 499, 749, schedule.T - 1) if t < schedule.T})
 per_t = []
 print(f"{'paper t':>7} {'code t':>6} {'sqrt(1-abar)':>12} {'trained (roll)':>14} {'exact (ring)':>12}")
 with torch.no_grad():

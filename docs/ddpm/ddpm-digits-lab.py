@@ -94,7 +94,7 @@ plt.show()
 # first, then the code index $t - 1$).
 
 # %%
-codes = [t for t in (0, 1, 9, 49, 99, 249, 499, 749, T - 1) if t < T]
+codes = sorted({t for t in (0, 1, 9, 49, 99, 249, 499, 749, T - 1) if t < T})
 x_chk = digits.images[torch.randperm(1797, generator=torch.Generator().manual_seed(6))[:pick(512, 16)]]
 x_chk = x_chk.to(device)
 g_chk = torch.Generator().manual_seed(7)
