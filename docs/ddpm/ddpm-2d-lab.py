@@ -285,7 +285,7 @@ plt.show()
 # but the data-to-samples distance shows that almost all of the roll is never reached. The
 # noise term is what lets the sampler draw from the distribution rather than average it.
 #
-# The [sampling note](sampling.md#what-happens-without-noise) runs the same experiment with the
+# The sampling note (section "What happens without noise") runs the same experiment with the
 # exact noise predictor of a ring of eight Gaussians, and there the mean-only samples keep their
 # clusters (each lands on a tight dot inside one). The difference is symmetry, not the network:
 # the ring is centred on its mean, so shrinking towards the mean keeps each point's angle, and the
