@@ -208,6 +208,16 @@ MUTATIONS: tuple[Mutation, ...] = (
        "x = a_p * x0 + direction * eps", "x = a_p * x0 + 1.01 * direction * eps"),
     _m("eq-probability-flow", "ddim-sign", "sign", DDIM,
        "x = a_p * x0 + direction * eps", "x = a_p * x0 - direction * eps"),
+    _m("eq-probability-flow", "euler-eps-coef", "coefficient", ODE,
+       "x = math.sqrt(ab_p) * x0 + math.sqrt(1.0 - ab_p) * eps",
+       "x = math.sqrt(ab_p) * x0 + 1.01 * math.sqrt(1.0 - ab_p) * eps"),
+    # (Heun's correction scaled by 1.01 is left out: it changes the solver's error constant, not
+    # the ODE, and moves the 200-step result by < 1e-5, below what the transport test resolves)
+    _m("eq-probability-flow", "heun-correction-sign", "sign", ODE,
+       "x = x_euler + (0.5 * (s_p - a_p * s / a)) * (eps2 - eps)",
+       "x = x_euler - (0.5 * (s_p - a_p * s / a)) * (eps2 - eps)"),
+    _m("eq-probability-flow", "dpm-solver-coef", "coefficient", DPM,
+       "x = ratio * x + c_d * d", "x = ratio * x + 1.01 * c_d * d"),
     _m("eq-ddim-deterministic", "x0-coef", "coefficient", DDIM,
        "x = a_p * x0 + direction * eps", "x = 1.01 * a_p * x0 + direction * eps"),
     _m("eq-ddim-deterministic", "eps-coef", "coefficient", DDIM,
