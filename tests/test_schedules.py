@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from diffusion_notes.diffusion import q_posterior
+from diffusion_notes.diffusion import q_posterior, q_sample
 from diffusion_notes.schedules import (
     SCHEDULE_NAMES,
     Schedule,
@@ -59,6 +59,23 @@ def test_snr_and_alpha_bar_views() -> None:
         s.posterior_log_variance_clipped[1:], torch.log(s.posterior_variance[1:])
     )
     assert s.alpha_bar_list == s.alpha_bar.tolist()
+
+
+@pytest.mark.parametrize("name", ["linear", "cosine"])
+def test_snr_is_signal_over_noise(name: str) -> None:
+    """SNR(t) = abar / (1 - abar) is the power of the signal sqrt(abar) x0 over the power of the
+    noise sqrt(1 - abar) eps in x_t, both measured on q_sample's output (an x0 of unit power and
+    no noise; no signal and unit noise), and abar = sigmoid(log SNR). Exact identities: rtol 1e-10
+    (the worst case is 1 - abar near 1e-4 at t = 0, a relative rounding error of ~1e-12)."""
+    s = make_schedule(name, 1000)
+    t = torch.arange(1000)
+    ones = torch.ones(1000, 1, dtype=torch.float64)
+    zeros = torch.zeros(1000, 1, dtype=torch.float64)
+    signal = q_sample(s, ones, t, zeros).reshape(-1) ** 2
+    noise = q_sample(s, zeros, t, ones).reshape(-1) ** 2
+    torch.testing.assert_close(s.snr, signal / noise, rtol=1e-10, atol=0)
+    torch.testing.assert_close(torch.sigmoid(s.log_snr), signal, rtol=1e-10, atol=0)
+    torch.testing.assert_close(s.snr / (1 + s.snr), signal, rtol=1e-10, atol=0)
 
 
 @pytest.mark.parametrize("name", SCHEDULE_NAMES)

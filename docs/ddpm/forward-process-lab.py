@@ -29,9 +29,16 @@
 # 2. check the closed form against the step-by-step chain by simulation;
 # 3. watch $x_t$ dissolve, on a 2-D swiss roll and on real 8x8 handwritten digits.
 #
-# Everything runs on the CPU in well under a minute (and on a GPU when one is present).
+# Everything runs on the CPU (and on a GPU when one is present); the last cell prints how long
+# the lab took on the machine that ran it.
+#
+# **Indices.** The code counts steps from 0, the papers and notes from 1: code index $t$ is the
+# paper's step $t + 1$, so `q_sample(..., t=0, ...)` draws the paper's $x_1$. Printed steps say
+# which convention they use, and figure titles give both.
 
 # %%
+import time
+
 import matplotlib.pyplot as plt
 import torch
 
@@ -42,6 +49,7 @@ from diffusion_notes.diffusion import q_sample
 from diffusion_notes.schedules import make_schedule
 
 device = get_device()
+lab_start = time.perf_counter()
 torch.manual_seed(0)
 T = 1000
 schedules = {name: make_schedule(name, T) for name in ("linear", "cosine")}
@@ -73,7 +81,7 @@ axes[0].set_title(r"$\beta_t$")
 axes[1].set_title(r"$\bar\alpha_t$ (signal variance kept)")
 axes[2].set_title(r"SNR$(t) = \bar\alpha_t / (1-\bar\alpha_t)$")
 for ax in axes:
-    ax.set_xlabel("t")
+    ax.set_xlabel("code index t (the paper's step t + 1)")
     ax.legend()
 fig.tight_layout()
 plt.show()
@@ -86,7 +94,7 @@ plt.show()
 # %%
 for name, s in schedules.items():
     crossing = int(torch.nonzero(s.snr < 1)[0])
-    print(f"{name:>7}: SNR falls below 1 at t = {crossing:4d}; "
+    print(f"{name:>7}: SNR falls below 1 at paper t = {crossing + 1:4d} (code {crossing:3d}); "
           f"alpha_bar_T = {float(s.alpha_bar[-1]):.2e}; SNR(T) = {float(s.snr[-1]):.2e}")
 
 # %% [markdown]
@@ -109,7 +117,7 @@ for t in (10, 100, 500):
     mean_cf = torch.sqrt(s.alpha_bar[t]) * x0
     var_cf = 1 - s.alpha_bar[t]
     se = float(torch.sqrt(var_cf / n))
-    print(f"t = {t:3d}: mean error {float((x.mean(0) - mean_cf).abs().max()):.4f} "
+    print(f"code t = {t:3d} (paper x_{t + 1}): mean error {float((x.mean(0) - mean_cf).abs().max()):.4f} "
           f"(standard error {se:.4f}); variance chain {float(x.var(0).mean()):.4f} "
           f"vs closed form {float(var_cf):.4f}")
 
@@ -117,8 +125,12 @@ for t in (10, 100, 500):
 # ## 3. Watching the data dissolve: a swiss roll
 #
 # `q_sample(schedule, x0, t, eps)` draws $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$
-# in one line. The rows below use the two schedules at the same $t$: the linear schedule has
-# erased the roll by $t = 500$, while under the cosine schedule its shape still shows.
+# in one line. The rows below use the two schedules at the same steps (titles: the paper's
+# $x_t$ and the code index). Under the linear schedule the roll is still clear at $x_{51}$ and
+# gone by $x_{151}$, a featureless blob from there on. The cosine schedule keeps it longer: at
+# $x_{151}$ the spiral still shows through the noise, but by $x_{301}$ it too is a blob, and
+# $x_{501}$ looks like $x_{1000}$. The cosine schedule delays the destruction of this coarse
+# shape; it does not keep it to the middle of the chain.
 
 # %%
 points = make_toy2d("swiss_roll", pick(3000, 500), seed=0).to(device)
@@ -135,7 +147,7 @@ for row, (name, s) in enumerate(schedules.items()):
         ax.set_xticks([])
         ax.set_yticks([])
         if row == 0:
-            ax.set_title(f"t = {t}")
+            ax.set_title(f"$x_{{{t + 1}}}$ (code t={t})", fontsize=9)
     axes[row, 0].set_ylabel(name)
 fig.tight_layout()
 plt.show()
@@ -153,8 +165,25 @@ card = load_digits().DESCR.splitlines()
 print("\n".join(line for line in card[:24] if line.strip()))
 
 # %% [markdown]
-# Each row is one digit; columns follow $t$. By eye the digit is unreadable somewhere between
-# $t = 300$ and $t = 500$ under the linear schedule, which matches the SNR crossing printed above.
+# When should a digit stop being readable? The nominal SNR assumes data of unit variance per
+# coordinate. These digits do not have it: most pixels are background at $-1$ in almost every
+# image. With per-pixel variance $v$ the signal power in $x_t$ is $\bar\alpha_t v$, so the
+# effective SNR is $v \cdot \mathrm{SNR}(t)$, which crosses 1 earlier than the nominal one.
+
+# %%
+digit_var = float(load_digits_tensor().images.var(0).mean())
+print(f"mean per-pixel variance of the digits: {digit_var:.3f}")
+for name, s in schedules.items():
+    eff = int(torch.nonzero(digit_var * s.snr < 1)[0])
+    nominal = int(torch.nonzero(s.snr < 1)[0])
+    print(f"{name:>7}: effective SNR of the digits falls below 1 at paper t = {eff + 1} "
+          f"(code {eff}); nominal SNR at paper t = {nominal + 1}")
+
+# %% [markdown]
+# Each row is one digit; columns follow $t$ on the linear schedule (titles: the paper's $x_t$
+# and the code index). By eye the digits are still clear at $x_{101}$, faint at $x_{201}$ (a
+# few strokes survive in some rows), and unreadable from $x_{301}$ on: they fade out around
+# the step where the *effective* SNR printed above crosses 1, well before the nominal crossing.
 
 # %%
 digits = load_digits_tensor().images[:6].to(device)
@@ -169,7 +198,7 @@ for col, t in enumerate(steps):
         ax.imshow(xt[row, 0], cmap="gray_r", vmin=-2, vmax=2)
         ax.axis("off")
         if row == 0:
-            ax.set_title(f"t = {t}", fontsize=9)
+            ax.set_title(f"$x_{{{t + 1}}}$ (code {t})", fontsize=9)
 fig.tight_layout()
 plt.show()
 
@@ -178,3 +207,6 @@ plt.show()
 # schedule, and any $x_t$ can be drawn in one step from $x_0$. That is what makes training
 # cheap: pick a random $t$, noise $x_0$ in closed form, and ask a network to undo it. The
 # next notes derive the reverse step and the loss.
+
+# %%
+print(f"lab wall time: {time.perf_counter() - lab_start:.1f} s")

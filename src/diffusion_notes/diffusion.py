@@ -36,6 +36,13 @@ def check_prediction(prediction: str) -> None:
 
 
 # -- forward process -----------------------------------------------------------------------
+def q_step(schedule: Schedule, x_prev: torch.Tensor, t: TimeArg, eps: torch.Tensor) -> torch.Tensor:
+    """One forward step ``q(x_t | x_{t-1}) = N(sqrt(alpha_t) x_{t-1}, beta_t I)`` (Ho et al. 2020,
+    eq. 2), reparameterised: ``x_t = sqrt(1 - beta_t) x_{t-1} + sqrt(beta_t) eps``."""
+    beta = extract(schedule.betas, t, x_prev)
+    return torch.sqrt(1.0 - beta) * x_prev + torch.sqrt(beta) * eps
+
+
 def q_sample(schedule: Schedule, x0: torch.Tensor, t: TimeArg, eps: torch.Tensor) -> torch.Tensor:
     """Sample ``q(x_t | x_0) = N(sqrt(abar_t) x0, (1 - abar_t) I)`` (Ho et al. 2020, eq. 4)."""
     return extract(schedule.sqrt_alpha_bar, t, x0) * x0 + extract(schedule.sigma, t, x0) * eps
@@ -82,6 +89,18 @@ def q_posterior(
     mean = shaped(c0) * x0 + shaped(ct) * xt
     variance = shaped(var).expand_as(mean)
     return Posterior(mean=mean, variance=variance, log_variance=torch.log(variance))
+
+
+def posterior_mean_from_eps(
+    schedule: Schedule, xt: torch.Tensor, t: TimeArg, eps: torch.Tensor
+) -> torch.Tensor:
+    """The posterior mean in its eps form (Ho et al. 2020, eq. 10 / Algorithm 2, line 4):
+    ``mu~_t = (x_t - beta_t / sqrt(1 - abar_t) eps) / sqrt(alpha_t)``, for consecutive steps.
+
+    Equal to ``q_posterior(schedule, x0, xt, t).mean`` when ``x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps``.
+    """
+    beta = extract(schedule.betas, t, xt)
+    return (xt - beta / extract(schedule.sigma, t, xt) * eps) / torch.sqrt(1.0 - beta)
 
 
 # -- parameterisations -----------------------------------------------------------------------
@@ -156,6 +175,15 @@ def score_from_eps(
     return -eps / extract(schedule.sigma, t, like)
 
 
+def x0_from_score(
+    schedule: Schedule, xt: torch.Tensor, t: TimeArg, score: torch.Tensor
+) -> torch.Tensor:
+    """Tweedie's formula: ``E[x0 | x_t] = (x_t + (1 - abar_t) grad log q(x_t)) / sqrt(abar_t)``."""
+    return (xt + (1.0 - extract(schedule.alpha_bar, t, xt)) * score) / extract(
+        schedule.sqrt_alpha_bar, t, xt
+    )
+
+
 def x0_eps_from_output(
     output: torch.Tensor, xt: torch.Tensor, a: Coef, s: Coef, prediction: Prediction
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,6 +229,23 @@ def min_snr_weight(snr: torch.Tensor, gamma: float, prediction: Prediction) -> t
     return torch.where(
         snr > 0, clipped / snr.clamp(min=torch.finfo(snr.dtype).tiny), torch.ones_like(snr)
     )
+
+
+def eps_loss_weight(schedule: Schedule, variance: Variance = "fixed_small") -> torch.Tensor:
+    """lambda_t of Ho et al. 2020, eq. 12: ``beta_t^2 / (2 sigma_t^2 alpha_t (1 - abar_t))``.
+
+    ``L_{t-1} - C_t = lambda_t E||eps - eps_theta||^2`` when the reverse step has variance
+    ``sigma_t^2`` (``fixed_small``: beta tilde; ``fixed_large``: beta) and its mean is written
+    with eps_theta. A float64 tensor of shape ``(T,)`` in code indices; entry 0 (the paper's
+    t = 1, where the bound has the decoder term L_0 instead of a KL) is NaN.
+    """
+    if variance not in VARIANCES:
+        raise ValueError(f"unknown variance {variance!r}; allowed: {', '.join(VARIANCES)}")
+    betas, alphas, ab = schedule.betas, schedule.alphas, schedule.alpha_bar
+    var = schedule.posterior_variance if variance == "fixed_small" else betas
+    weight = betas**2 / (2.0 * var * alphas * (1.0 - ab))
+    weight[0] = math.nan
+    return weight
 
 
 def training_loss(
