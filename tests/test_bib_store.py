@@ -146,3 +146,13 @@ def test_committed_papers_bib_is_valid():
     lib = load_library(REPO / "papers.bib")
     cur = load_library(REPO / "curated.bib")
     assert set(cur.entries) <= set(lib.entries)  # the curated file is merged in whole
+
+
+def test_norm_url_keeps_identifying_query_and_drops_tracking() -> None:
+    from diffusion_notes.bib.keys import norm_url
+
+    a = norm_url("https://openreview.net/forum?id=zrWNtzSZsf")
+    b = norm_url("https://openreview.net/forum?id=PxTIG12RRHS")
+    assert a != b  # two papers on one host differ only in ?id=
+    assert norm_url("https://www.Kling.ai/?utm_source=x&ref=y#top") == "kling.ai"
+    assert norm_url("http://github.com/a/b/") == norm_url("https://github.com/a/b")

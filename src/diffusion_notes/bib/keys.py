@@ -85,14 +85,22 @@ def same_title(a: str, b: str) -> bool:
 
 
 def norm_url(url: str | None) -> str | None:
-    """A link reduced for identity: scheme, ``www.``, query, fragment and trailing ``/`` dropped."""
+    """A link reduced for identity: scheme, ``www.``, fragment, trailing ``/`` and tracking
+    parameters (``utm_*``, ``ref``, ...) dropped; identifying parameters such as OpenReview's
+    ``?id=`` are kept (two OpenReview papers differ only there)."""
     if not url:
         return None
     u = url.strip().lower()
     u = re.sub(r"^[a-z]+://", "", u)
     u = re.sub(r"^www\.", "", u)
-    u = re.split(r"[?#]", u)[0]
-    return u.rstrip("/") or None
+    u = u.split("#")[0]
+    path, _, query = u.partition("?")
+    kept = [q for q in query.split("&") if q and not _TRACKING.match(q)]
+    path = path.rstrip("/")
+    return (path + ("?" + "&".join(kept) if kept else "")) or None
+
+
+_TRACKING = re.compile(r"(utm_[a-z]+|ref|ref_src|source|fbclid|gclid|spm|from|si)(=|$)")
 
 
 def _suffixes() -> Iterable[str]:
