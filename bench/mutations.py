@@ -61,6 +61,14 @@ def _m(anchor: str, name: str, kind: str, file: str, old: str, new: str) -> Muta
 D, S = "diffusion.py", "schedules.py"
 DDPM, DDIM, ODE, DPM = "samplers/ddpm.py", "samplers/ddim.py", "samplers/ode.py", "samplers/dpm_solver.py"
 Q_SAMPLE = "extract(schedule.sqrt_alpha_bar, t, x0) * x0 + extract(schedule.sigma, t, x0) * eps"
+# The posterior coefficients are one formula (schedules.posterior_coefficients) shared by
+# q_posterior, Schedule.posterior_variance, the DDPM sampler and DDIM's sigma; its lines are
+# perturbed there, once per formula, under each equation whose tests must see them.
+POST_C0 = "c0 = _sqrt(ab_prev) * beta / (1.0 - ab)"
+POST_CT = "ct = _sqrt(alpha) * (1.0 - ab_prev) / (1.0 - ab)"
+POST_VAR = "PosteriorCoefficients(c0, ct, beta * (1.0 - ab_prev) / (1.0 - ab), beta)"
+X0_FROM_EPS = "return (xt - s * eps) / a"
+DDIM_UPDATE = "x = c.a_prev * x0 + c.direction * eps"
 
 # The perturbation table: equation anchor -> the code behind it, perturbed. Keep each ``old``
 # long enough to be unique in its file; the script stops if it is not.
@@ -91,31 +99,29 @@ MUTATIONS: tuple[Mutation, ...] = (
        "return torch.log(self.alpha_bar) - torch.log1p(-self.alpha_bar)",
        "return torch.log(self.alpha_bar) + torch.log1p(-self.alpha_bar)"),
     # posterior.md
-    _m("eq-posterior-variance", "coef", "coefficient", D,
-       "var = beta * (1.0 - ab_prev) / (1.0 - ab)", "var = 1.01 * beta * (1.0 - ab_prev) / (1.0 - ab)"),
+    _m("eq-posterior-variance", "coef", "coefficient", S,
+       POST_VAR, POST_VAR.replace("c0, ct, beta", "c0, ct, 1.01 * beta")),
     _m("eq-posterior-variance", "index", "index", D,
        "return extract(schedule.alpha_bar_prev, t, schedule.betas).reshape(-1)",
        "return extract(schedule.alpha_bar_prev, t - 1, schedule.betas).reshape(-1)"),
-    _m("eq-posterior-mean", "x0-coef", "coefficient", D,
-       "c0 = ab_prev.sqrt() * beta / (1.0 - ab)", "c0 = 1.01 * ab_prev.sqrt() * beta / (1.0 - ab)"),
-    _m("eq-posterior-mean", "xt-coef", "coefficient", D,
-       "ct = alpha.sqrt() * (1.0 - ab_prev) / (1.0 - ab)",
-       "ct = 1.01 * alpha.sqrt() * (1.0 - ab_prev) / (1.0 - ab)"),
+    _m("eq-posterior-mean", "x0-coef", "coefficient", S,
+       POST_C0, POST_C0.replace("c0 = ", "c0 = 1.01 * ")),
+    _m("eq-posterior-mean", "xt-coef", "coefficient", S,
+       POST_CT, POST_CT.replace("ct = ", "ct = 1.01 * ")),
     _m("eq-posterior-mean", "sign", "sign", D,
        "mean = shaped(c0) * x0 + shaped(ct) * xt", "mean = shaped(c0) * x0 - shaped(ct) * xt"),
     _m("eq-posterior-mean", "skip-index", "index", D,
-       "return padded[tp + 1]", "return padded[tp]"),
-    _m("eq-x0-from-eps", "sign", "sign", D,
-       "return (xt - extract(schedule.sigma, t, xt) * eps) / extract(schedule.sqrt_alpha_bar, t, xt)",
-       "return (xt + extract(schedule.sigma, t, xt) * eps) / extract(schedule.sqrt_alpha_bar, t, xt)"),
-    _m("eq-x0-from-eps", "coef", "coefficient", D,
-       "return (xt - extract(schedule.sigma, t, xt) * eps) / extract(schedule.sqrt_alpha_bar, t, xt)",
-       "return (xt - 1.01 * extract(schedule.sigma, t, xt) * eps) / extract(schedule.sqrt_alpha_bar, t, xt)"),
+       "return schedule.alpha_bar_padded()[tp + 1]", "return schedule.alpha_bar_padded()[tp]"),
+    # x0_from_eps_at is the one formula; predict_x0_from_eps indexes it by t, and
+    # x0_eps_from_output (the Denoiser's and the samplers' conversion) calls it on network output
+    _m("eq-x0-from-eps", "sign", "sign", D, X0_FROM_EPS, "return (xt + s * eps) / a"),
+    _m("eq-x0-from-eps", "coef", "coefficient", D, X0_FROM_EPS, "return (xt - 1.01 * s * eps) / a"),
     _m("eq-x0-from-eps", "index", "index", D,
-       "return (xt - extract(schedule.sigma, t, xt) * eps) / extract(schedule.sqrt_alpha_bar, t, xt)",
-       "return (xt - extract(schedule.sigma, t, xt) * eps) / extract(schedule.sqrt_alpha_bar, t - 1, xt)"),
+       "return x0_from_eps_at(xt, eps, *_a_s(schedule, t, xt))",
+       "return x0_from_eps_at(xt, eps, *_a_s(schedule, t - 1, xt))"),
     _m("eq-x0-from-eps", "output-conversion", "coefficient", D,
-       "return (xt - s * output) / a, output", "return (xt - 1.01 * s * output) / a, output"),
+       "return x0_from_eps_at(xt, output, a, s), output",
+       "return x0_from_eps_at(xt, output, a, 1.01 * s), output"),
     _m("eq-posterior-mean-eps", "eps-coef", "coefficient", D,
        "(xt - beta / extract(schedule.sigma, t, xt) * eps)",
        "(xt - 1.01 * beta / extract(schedule.sigma, t, xt) * eps)"),
@@ -167,17 +173,20 @@ MUTATIONS: tuple[Mutation, ...] = (
     _m("eq-loss-weights", "eps-row", "coefficient", D,
        "snr > 0, clipped / snr.clamp(", "snr > 0, 1.01 * clipped / snr.clamp("),
     # sampling.md
-    _m("eq-ddpm-step", "xt-coef-1.02", "coefficient", DDPM,
-       "ct = math.sqrt(alpha) * (1.0 - ab_p) / (1.0 - ab)",
-       "ct = 1.02 * math.sqrt(alpha) * (1.0 - ab_p) / (1.0 - ab)"),
-    _m("eq-ddpm-step", "x0-coef", "coefficient", DDPM,
-       "c0 = math.sqrt(ab_p) * beta / (1.0 - ab)", "c0 = 1.01 * math.sqrt(ab_p) * beta / (1.0 - ab)"),
-    _m("eq-ddpm-step", "variance-coef", "coefficient", DDPM,
-       "var = beta * (1.0 - ab_p) / (1.0 - ab) if", "var = 1.01 * beta * (1.0 - ab_p) / (1.0 - ab) if"),
+    # the sampler's per-step coefficients come from schedules.posterior_coefficients
+    _m("eq-ddpm-step", "xt-coef-1.02", "coefficient", S,
+       POST_CT, POST_CT.replace("ct = ", "ct = 1.02 * ")),
+    _m("eq-ddpm-step", "x0-coef", "coefficient", S,
+       POST_C0, POST_C0.replace("c0 = ", "c0 = 1.01 * ")),
+    _m("eq-ddpm-step", "variance-coef", "coefficient", S,
+       POST_VAR, POST_VAR.replace("c0, ct, beta", "c0, ct, 1.01 * beta")),
+    _m("eq-ddpm-step", "fixed-large-coef", "coefficient", DDPM,
+       'if variance == "fixed_small" else post.beta', 'if variance == "fixed_small" else 1.01 * post.beta'),
     _m("eq-ddpm-step", "last-step-noise", "index", DDPM,
        "if (add_noise and tp >= 0) else 0.0", "if (add_noise and tp >= -1) else 0.0"),
     _m("eq-ddim-sigma", "coef", "coefficient", DDIM,
-       "return eta * math.sqrt((1.0 - ab_prev)", "return 1.01 * eta * math.sqrt((1.0 - ab_prev)"),
+       "return eta * math.sqrt(max(posterior_coefficients(ab, ab_prev).variance, 0.0))",
+       "return 1.01 * eta * math.sqrt(max(posterior_coefficients(ab, ab_prev).variance, 0.0))"),
     _m("eq-ddim-sigma", "index", "index", DDIM,
        "alpha_bar_at(schedule, t_prev, set_alpha_to_one=set_alpha_to_one),\n        eta,",
        "alpha_bar_at(schedule, t_prev - 1, set_alpha_to_one=set_alpha_to_one),\n        eta,"),
@@ -205,9 +214,9 @@ MUTATIONS: tuple[Mutation, ...] = (
        "return -eps / extract(schedule.sigma, t, like)",
        "return -eps / (1.01 * extract(schedule.sigma, t, like))"),
     _m("eq-probability-flow", "ddim-direction", "coefficient", DDIM,
-       "x = a_p * x0 + direction * eps", "x = a_p * x0 + 1.01 * direction * eps"),
+       DDIM_UPDATE, DDIM_UPDATE.replace("+ c.direction", "+ 1.01 * c.direction")),
     _m("eq-probability-flow", "ddim-sign", "sign", DDIM,
-       "x = a_p * x0 + direction * eps", "x = a_p * x0 - direction * eps"),
+       DDIM_UPDATE, DDIM_UPDATE.replace("+ c.direction", "- c.direction")),
     _m("eq-probability-flow", "euler-eps-coef", "coefficient", ODE,
        "x = math.sqrt(ab_p) * x0 + math.sqrt(1.0 - ab_p) * eps",
        "x = math.sqrt(ab_p) * x0 + 1.01 * math.sqrt(1.0 - ab_p) * eps"),
@@ -217,11 +226,11 @@ MUTATIONS: tuple[Mutation, ...] = (
        "x = x_euler + (0.5 * (s_p - a_p * s / a)) * (eps2 - eps)",
        "x = x_euler - (0.5 * (s_p - a_p * s / a)) * (eps2 - eps)"),
     _m("eq-probability-flow", "dpm-solver-coef", "coefficient", DPM,
-       "x = ratio * x + c_d * d", "x = ratio * x + 1.01 * c_d * d"),
+       "x = c.ratio * x + c.c_d * d", "x = c.ratio * x + 1.01 * c.c_d * d"),
     _m("eq-ddim-deterministic", "x0-coef", "coefficient", DDIM,
-       "x = a_p * x0 + direction * eps", "x = 1.01 * a_p * x0 + direction * eps"),
+       DDIM_UPDATE, DDIM_UPDATE.replace("x = c.a_prev", "x = 1.01 * c.a_prev")),
     _m("eq-ddim-deterministic", "eps-coef", "coefficient", DDIM,
-       "x = a_p * x0 + direction * eps", "x = a_p * x0 + 1.01 * direction * eps"),
+       DDIM_UPDATE, DDIM_UPDATE.replace("+ c.direction", "+ 1.01 * c.direction")),
 )
 
 

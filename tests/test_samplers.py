@@ -104,9 +104,8 @@ def test_ddpm_step_is_algorithm_2(variance: str, t: int) -> None:
     z = torch.randn(x.shape, generator=torch.Generator().manual_seed(31), dtype=F64)
     expected = (x - beta / math.sqrt(1 - ab) * eps_hat) / math.sqrt(1 - beta) + math.sqrt(var) * z
     got = sample_ddpm(
-        linear_model,
+        Denoiser(linear_model, s),
         x,
-        s,
         [(t, t - 1)],
         variance=variance,  # type: ignore[arg-type]
         generator=torch.Generator().manual_seed(31),
@@ -268,7 +267,7 @@ def test_probability_flow_transports_gaussian(solver: str, n_steps: int, tol: fl
     ab_T = s.alpha_bar[-1].item()
     expected = m + c * (x_T - math.sqrt(ab_T) * m) / math.sqrt(ab_T * c**2 + 1 - ab_T)
     pairs = timestep_pairs(1000, n_steps, "trailing")
-    out = SAMPLERS[solver](exact_eps, x_T, s, pairs, progress=False)
+    out = SAMPLERS[solver](Denoiser(exact_eps, s), x_T, pairs, progress=False)
     assert (out - expected).pow(2).sum(1).mean().sqrt().item() < tol
 
 
