@@ -25,3 +25,17 @@ def plot_loss_curve(losses: Sequence[float], title: str, *, window: int | None =
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def show_grid(images: torch.Tensor, ax, title: str = "", *, cols: int = 8) -> None:
+    """Images (N, 1, H, W) in [-1, 1] as one grid with thin grey gaps (ink dark, paper white)."""
+    images = images.detach().cpu().clamp(-1, 1)
+    n, _, h, w = images.shape
+    rows = -(-n // cols)
+    grid = torch.full((rows * (h + 1) - 1, cols * (w + 1) - 1), -0.5)
+    for i, im in enumerate(images):
+        r, c = divmod(i, cols)
+        grid[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = im[0]
+    ax.imshow(grid, cmap="gray_r", vmin=-1, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.axis("off")

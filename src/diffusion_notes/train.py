@@ -40,7 +40,7 @@ from diffusion_notes.models import MLPDenoiser, UNet
 from diffusion_notes.runtime import get_device
 from diffusion_notes.schedules import Schedule, make_schedule
 
-DATA_NAMES: tuple[str, ...] = ("digits", "digits16", "digits_train", "swiss_roll", "moons", "rings", "checkerboard")
+DATA_NAMES: tuple[str, ...] = ("digits", "digits16", "digits_train", "digits_latent", "swiss_roll", "moons", "rings", "checkerboard")
 MODEL_NAMES: tuple[str, ...] = ("mlp", "unet")
 PREDICTIONS: tuple[str, ...] = ("eps", "x0", "v")
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -100,7 +100,8 @@ class TrainConfig:
         need(self.class_conditional or self.label_dropout == 0.0,
              "label_dropout needs class_conditional=True")
         need(not (self.class_conditional and not image),
-             "class_conditional needs labelled data ('digits', 'digits16' or 'digits_train')")
+             "class_conditional needs labelled data ('digits', 'digits16', 'digits_train' or "
+             "'digits_latent')")
 
     @property
     def num_classes(self) -> int | None:
@@ -141,9 +142,14 @@ def build_model(config: TrainConfig) -> nn.Module:
     """The denoiser a config describes (weights drawn from the global RNG)."""
     if config.model == "mlp":
         return MLPDenoiser(dim=2, width=config.width, depth=config.depth)
-    mult = (1, 2) if config.data in ("digits", "digits_train") else (1, 2, 2)
-    return UNet(base_channels=config.width, channel_mult=mult, num_res_blocks=config.depth,
-                num_classes=config.num_classes)
+    in_channels = 1
+    if config.data == "digits_latent":  # (C, 4, 4) latents of the small VAE: 4 -> 2
+        from diffusion_notes.data.latent import LATENT_AUTOENCODER
+
+        in_channels = LATENT_AUTOENCODER.latent_channels
+    mult = (1, 2) if config.data in ("digits", "digits_train", "digits_latent") else (1, 2, 2)
+    return UNet(in_channels=in_channels, base_channels=config.width, channel_mult=mult,
+                num_res_blocks=config.depth, num_classes=config.num_classes)
 
 
 def make_schedule_for(config: TrainConfig) -> Schedule:
@@ -158,6 +164,10 @@ def load_data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
 
         d = digits_split()[0]
         return d.images, d.labels
+    if config.data == "digits_latent":  # the same 80 %, encoded by the small VAE
+        from diffusion_notes.data.latent import latent_digits
+
+        return latent_digits()
     if config.data.startswith("digits"):
         from diffusion_notes.data.digits import load_digits_tensor
 
@@ -471,6 +481,10 @@ PRESETS: dict[str, TrainConfig] = {
     "digits_cond": TrainConfig(data="digits_train", model="unet", steps=4000, batch_size=128,
                                lr=2e-3, width=32, depth=1, class_conditional=True,
                                label_dropout=0.1),
+    # digits_cond's twin in the latent space of the small VAE (4x4 latents, 2 channels)
+    "digits_latent": TrainConfig(data="digits_latent", model="unet", steps=3000, batch_size=128,
+                                 lr=2e-3, width=32, depth=1, class_conditional=True,
+                                 label_dropout=0.1),
     # the 2-D lab's model (residual MLP on the swiss roll)
     "toy2d": TrainConfig(data="swiss_roll", model="mlp", steps=4000, batch_size=256, lr=2e-3,
                          width=128, depth=3, ema_decay=0.995),

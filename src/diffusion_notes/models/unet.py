@@ -67,6 +67,8 @@ class UNet(nn.Module):
 
     ``model(xt, t)`` or, with ``num_classes``, ``model(xt, t, y)`` where ``y == num_classes``
     is the "no label" token. ``channel_mult`` sets the levels: (1, 2) gives 8 -> 4.
+    ``guidance_embedding=True`` (a consistency student) adds the input ``w``:
+    ``model(xt, t, y, w)``; without it the parameters are exactly those of earlier versions.
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class UNet(nn.Module):
         attention: bool = True,
         num_classes: int | None = None,
         freq_dim: int = 64,
+        guidance_embedding: bool = False,
     ) -> None:
         super().__init__()
         if not channel_mult or any(m < 1 for m in channel_mult):
@@ -86,7 +89,8 @@ class UNet(nn.Module):
         self.num_classes = num_classes
         self.factor = 2 ** (len(channel_mult) - 1)
         emb_dim = 4 * base_channels
-        self.embed = TimeEmbedding(freq_dim, emb_dim, num_classes)
+        self.embed = TimeEmbedding(freq_dim, emb_dim, num_classes,
+                                   guidance_embedding=guidance_embedding)
         self.inp = nn.Conv2d(in_channels, base_channels, 3, padding=1)
 
         chans = [base_channels]  # channels of every skip connection, in push order
@@ -117,7 +121,11 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(
-        self, xt: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+        self,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        y: torch.Tensor | None = None,
+        w: torch.Tensor | float | None = None,
     ) -> torch.Tensor:
         if xt.ndim != 4 or xt.shape[1] != self.in_channels:
             raise ValueError(
@@ -129,7 +137,7 @@ class UNet(nn.Module):
             )
         if t.ndim == 0:
             t = t.expand(xt.shape[0])
-        emb = self.embed(t, y)
+        emb = self.embed(t, y, None if w is None else torch.as_tensor(w))
         h = self.inp(xt)
         skips = [h]
         for layer in self.down:
