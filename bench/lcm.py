@@ -33,8 +33,8 @@ from diffusion_notes.consistency import (
     DistillConfig,
     balanced_labels,
     get_student,
+    sample_guided_ddim,
     sample_student,
-    sample_teacher_ddim,
     smoke_config,
 )
 from diffusion_notes.metrics import class_accuracy, get_digit_classifier, score_digits_held_out
@@ -105,7 +105,7 @@ def teacher_rows(
     classifier, _ = get_digit_classifier(device=next(net.parameters()).device)
     schedule = make_schedule_for(tconf)
     labels = balanced_labels(n_per_class)
-    return [score_row("DDIM (CFG)", n, 2 * n, w, lambda g, n=n: sample_teacher_ddim(
+    return [score_row("DDIM (CFG)", n, 2 * n, w, lambda g, n=n: sample_guided_ddim(
         net, schedule, labels, n_steps=n, w=w, generator=g), labels, classifier) for n in steps]
 
 

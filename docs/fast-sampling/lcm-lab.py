@@ -46,8 +46,8 @@ from diffusion_notes.consistency import (
     balanced_labels,
     boundary_scalings,
     get_student,
+    sample_guided_ddim,
     sample_student,
-    sample_teacher_ddim,
     smoke_config,
 )
 from diffusion_notes.metrics import class_accuracy, get_digit_classifier, score_digits_held_out
@@ -103,7 +103,7 @@ def evaluate(name, draw):
 
 
 for n in (10, 20):
-    evaluate(f"teacher DDIM-{n}", lambda g, n=n: sample_teacher_ddim(
+    evaluate(f"teacher DDIM-{n}", lambda g, n=n: sample_guided_ddim(
         teacher, schedule, labels, n_steps=n, w=W, generator=g))
 
 # %% [markdown]
@@ -189,7 +189,7 @@ print(f"LCM-4 vs DDIM-20: {fd['student LCM-4']:.2f} vs {fd['teacher DDIM-20']:.2
 # %%
 for w in (0.0, 2.0):
     for who, draw in (
-        ("teacher DDIM-20", lambda g, w=w: sample_teacher_ddim(
+        ("teacher DDIM-20", lambda g, w=w: sample_guided_ddim(
             teacher, schedule, labels, n_steps=20, w=w, generator=g)),
         ("student LCM-4", lambda g, w=w: sample_student(
             student, schedule, labels, n_steps=4, w=w, skip=distill_config.skip, generator=g)),

@@ -389,7 +389,7 @@ def sample_student(
                       progress=progress)
 
 
-def sample_teacher_ddim(
+def sample_guided_ddim(
     teacher: nn.Module,
     schedule: Schedule,
     labels: torch.Tensor,
@@ -400,7 +400,7 @@ def sample_teacher_ddim(
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Deterministic DDIM (trailing spacing) with the guided teacher noise
+    """Deterministic DDIM (trailing spacing) with the classifier-free guided noise
     ``eps_c + w (eps_c - eps_u)``: the ODE solver the student was distilled from, run in full.
     Each step evaluates the network on both branches (one batch of twice the size)."""
     dev = next(teacher.parameters()).device
