@@ -482,7 +482,7 @@ PRESETS: dict[str, TrainConfig] = {
                                lr=2e-3, width=32, depth=1, class_conditional=True,
                                label_dropout=0.1),
     # digits_cond's twin in the latent space of the small VAE (4x4 latents, 2 channels)
-    "digits_latent": TrainConfig(data="digits_latent", model="unet", steps=3000, batch_size=128,
+    "digits_latent": TrainConfig(data="digits_latent", model="unet", steps=2500, batch_size=128,
                                  lr=2e-3, width=32, depth=1, class_conditional=True,
                                  label_dropout=0.1),
     # the 2-D lab's model (residual MLP on the swiss roll)

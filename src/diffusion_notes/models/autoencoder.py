@@ -47,7 +47,7 @@ class AutoencoderConfig:
     latent_channels: int = 2
     width: int = 32
     kl_weight: float = 1e-4  # weight of KL(q(z|x) || N(0, I)) per latent element
-    steps: int = 3000
+    steps: int = 2000
     batch_size: int = 128
     lr: float = 2e-3
     seed: int = 0
