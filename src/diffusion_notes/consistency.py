@@ -402,11 +402,14 @@ def sample_guided_ddim(
 ) -> torch.Tensor:
     """Deterministic DDIM (trailing spacing) with the classifier-free guided noise
     ``eps_c + w (eps_c - eps_u)``: the ODE solver the student was distilled from, run in full.
-    Each step evaluates the network on both branches (one batch of twice the size)."""
+    With ``w > 0`` each step evaluates the network on both branches (one batch of twice the
+    size); ``w = 0`` is the plain conditional model, one evaluation per step."""
     dev = next(teacher.parameters()).device
     x = torch.randn((len(labels), *shape), generator=generator).to(dev)
     y = labels.to(dev)
     wt = torch.full((len(labels),), float(w), device=dev)
     pairs = timestep_pairs(schedule.T, n_steps, "trailing")
+    if w == 0:
+        return sample_ddim(lambda xt, t: teacher(xt, t, y), x, schedule, pairs, progress=progress)
     return sample_ddim(lambda xt, t: guided_eps(teacher, xt, t, y, wt), x, schedule, pairs,
                        progress=progress)
