@@ -14,10 +14,13 @@ holds the only floating-point part of that, in float64:
   Outside the window a sampler gains little from extra steps: above the window the noised data
   is nearly Gaussian (the solver's linear part handles it), below it the denoiser barely moves
   (``E[x0 | x_t]`` is ``x_t / alpha`` up to ``sigma~^2`` times the score). The window's ends are
-  set in units of the data's scale: the noise-to-signal ratio ``sigma~`` runs from 3 (noise
-  three times larger than unit-variance data) to 0.03, which for the fast-sampling note's ring
-  (modes of standard deviation 0.14) is five times finer than a mode. Derived from the ring in
-  ``bench/fast_sampling.py`` and checked on a second mixture and on digits there.
+  set in units of the data's scale: the noise-to-signal ratio ``sigma~`` runs from 2 (noise
+  twice as large as unit-variance data) to 0.06, below half the standard deviation (0.14) of
+  the fast-sampling note's ring modes; a solver that ends there needs a last step that undoes
+  the posterior mean's shrinkage (``sample_exp_adams``'s ``final_extrapolation``). The ends
+  were chosen on the ring (a 3 x 3 grid of ends at 5, 8 and 10 evaluations, see
+  ``docs/fast-sampling/ode-solvers.md``) and are checked on a second mixture and on digits in
+  ``bench/fast_sampling.py``.
 
 Every function returns levels as ``lambda`` values in descending order of timestep (ascending
 ``lambda``), one per evaluation, the first at ``t = T - 1``.
@@ -32,9 +35,9 @@ import numpy as np
 from diffusion_notes.schedules import Schedule
 
 KARRAS_RHO = 7.0
-# the snr_window placement's window in lambda = -log(sigma~): sigma~ from 3 down to 0.03
-LAMBDA_LO = -math.log(3.0)
-LAMBDA_HI = -math.log(0.03)
+# the snr_window placement's window in lambda = -log(sigma~): sigma~ from 2 down to 0.06
+LAMBDA_LO = -math.log(2.0)
+LAMBDA_HI = -math.log(0.06)
 
 
 def lambdas(schedule: Schedule) -> np.ndarray:

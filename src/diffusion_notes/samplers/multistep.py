@@ -79,6 +79,13 @@ def exp_lagrange_weights(nodes: Sequence[float], lam_s: float, lam_t: float) -> 
     return out
 
 
+def final_extrapolation_weights(lam_0: float, lam_1: float) -> tuple[float, float]:
+    """Weights of ``D_0`` (newest, at ``lam_0``) and ``D_1`` for the value at ``sigma~ = 0`` of
+    the line through ``(sigma~_0^2, D_0)`` and ``(sigma~_1^2, D_1)``, ``sigma~ = e^-lambda``."""
+    u0, u1 = math.exp(-2.0 * lam_0), math.exp(-2.0 * lam_1)
+    return u1 / (u1 - u0), -u0 / (u1 - u0)
+
+
 @torch.no_grad()
 def sample_dpm_solver_pp_3m(
     den: Denoiser,
@@ -114,6 +121,8 @@ def sample_dpm_solver_pp_3m(
             order = min(order, 2)
         if s_p == 0.0:  # the step to clean data: e^-h = 0, x_t = alpha_t m0
             x = a_p * x0
+        elif lam_t == lam_s:  # (0, -1) with set_alpha_to_one=False: a step of length 0
+            pass
         else:
             h = lam_t - lam_s
             em1 = math.expm1(-h)  # e^-h - 1
@@ -147,6 +156,7 @@ def sample_exp_adams(
     *,
     order: Literal[1, 2, 3, 4] = 3,
     corrector: bool = True,
+    final_extrapolation: bool = True,
     set_alpha_to_one: bool = True,
     callback: Callback | None = None,
     progress: bool = True,
@@ -158,8 +168,15 @@ def sample_exp_adams(
     :func:`exp_lagrange_weights`. Corrector (``corrector=True``): once ``D`` is known at the new
     point, the step just taken is redone from ``x_s`` with that point added to the nodes (order
     ``p + 1``); the next step starts from the corrected ``x`` and keeps the ``D`` evaluated at
-    the predicted one (as UniPC does). The step to clean data (``sigma_t = 0``) returns the last
-    data prediction. Global error ``O(h^order)`` without, ``O(h^(order + 1))`` with the corrector
+    the predicted one (as UniPC does).
+
+    The step to clean data (``sigma_t = 0``, ``lambda = inf``) has no polynomial in lambda to
+    integrate; the exact end point is ``alpha_t`` times the limit of ``D`` as ``sigma~ =
+    sigma / alpha -> 0`` along the trajectory. Near ``sigma~ = 0``, ``x~ = x / alpha`` and ``D``
+    differ from that limit by ``O(sigma~^2)`` (``dx~/dsigma~ = -sigma~ grad log p``), so with
+    ``final_extrapolation`` the last two data predictions are extrapolated linearly in
+    ``sigma~^2`` to 0 (:func:`final_extrapolation_weights`); without it the step returns the last
+    ``D``, which for a sharp target is the posterior mean and so shrinks every mode. Global error ``O(h^order)`` without, ``O(h^(order + 1))`` with the corrector
     (Checked by ``tests/test_multistep.py::test_exp_adams_order``).
     """
     if order not in (1, 2, 3, 4):
@@ -180,8 +197,13 @@ def sample_exp_adams(
                 wj * dj for wj, dj in zip(w, [x0, *hist[::-1][:order]], strict=True)
             )
         hist, lams = [*hist, x0][-order:], [*lams, lam_s][-order:]
-        if s_p == 0.0:
-            x_start, x = x, x0  # clean data: lambda_t = inf, x_t = alpha_t * D
+        if s_p == 0.0:  # clean data: lambda_t = inf, x_t = alpha_t * D(sigma~ = 0)
+            x_start = x
+            if final_extrapolation and len(hist) >= 2:
+                w0, w1 = final_extrapolation_weights(lams[-1], lams[-2])
+                x = a_p * (w0 * hist[-1] + w1 * hist[-2])
+            else:
+                x = a_p * x0
         else:
             w = exp_lagrange_weights(lams[::-1], lam_s, lam_t)
             x_start = x
