@@ -120,13 +120,13 @@ def legacy(sampler: Callable, spacing: str, **kw) -> RingMethod:
 
 
 RING_OURS: dict[str, RingMethod] = {
-    "ours: DDIM, trailing (default)": legacy(sample_ddim, "trailing"),
-    "ours: DPM-Solver++(2M), trailing (default)": legacy(sample_dpm_solver_pp, "trailing"),
-    "ours: DPM-Solver++(3M), logsnr": ours(sample_dpm_solver_pp_3m, "logsnr"),
-    "ours: DPM-Solver++(3M), snr_window": ours(sample_dpm_solver_pp_3m, "snr_window"),
-    "ours: exp. Adams 3+corrector, karras": ours(sample_exp_adams, "karras"),
-    "ours: exp. Adams 3+corrector, logsnr": ours(sample_exp_adams, "logsnr"),
     "ours: exp. Adams 3+corrector, snr_window": ours(sample_exp_adams, "snr_window"),
+    "ours: DPM-Solver++(3M), snr_window": ours(sample_dpm_solver_pp_3m, "snr_window"),
+    "ours: DPM-Solver++(2M), trailing (default)": legacy(sample_dpm_solver_pp, "trailing"),
+    "ours: DDIM, trailing (default)": legacy(sample_ddim, "trailing"),
+    "ours: exp. Adams 3+corrector, logsnr": ours(sample_exp_adams, "logsnr"),
+    "ours: exp. Adams 3+corrector, karras": ours(sample_exp_adams, "karras"),
+    "ours: DPM-Solver++(3M), logsnr": ours(sample_dpm_solver_pp_3m, "logsnr"),
 }
 SECOND_TARGET = (
     "ours: DPM-Solver++(2M), trailing (default)",
@@ -175,14 +175,20 @@ def diffusers_method(kind: str, **options) -> RingMethod:
 
 
 RING_DIFFUSERS: dict[str, RingMethod] = {
-    "diffusers: DDIM (default)": diffusers_method("ddim", timestep_spacing="trailing"),
-    "diffusers: DPM-Solver++(2M) (default)": diffusers_method("dpm", timestep_spacing="trailing"),
-    "diffusers: UniPC": diffusers_method("unipc"),
     "diffusers: DEIS, Karras sigmas": diffusers_method("deis", use_karras_sigmas=True),
     "diffusers: DPM-Solver++(3M), uniform lambda": diffusers_method(
         "dpm", solver_order=3, use_lu_lambdas=True
     ),
+    "diffusers: UniPC": diffusers_method("unipc"),
+    "diffusers: DPM-Solver++(2M) (default)": diffusers_method("dpm", timestep_spacing="trailing"),
+    "diffusers: DDIM (default)": diffusers_method("ddim", timestep_spacing="trailing"),
 }
+
+
+def ring_order() -> dict[str, RingMethod]:
+    """Ours and diffusers' interleaved, best candidates first (a partial run is still useful)."""
+    o, d = list(RING_OURS.items()), list(RING_DIFFUSERS.items())
+    return dict([*o[:1], *d[:3], *o[1:4], *d[3:], *o[4:]])
 
 
 @dataclass(frozen=True)
@@ -196,8 +202,14 @@ class RingRow:
 
 
 def ring_section(
-    target: GaussianMixture, name: str, methods: dict[str, RingMethod], n: int, budgets: list[int]
+    target: GaussianMixture,
+    name: str,
+    methods: dict[str, RingMethod],
+    n: int,
+    budgets: list[int],
+    save: Callable[[list[RingRow], float], None] | None = None,
 ) -> tuple[list[RingRow], float]:
+    """Every method at every budget; ``save(rows, floor)`` after each method (partial runs)."""
     schedule = make_schedule("linear", T)
     den = Denoiser(target.eps_model(schedule), schedule)
     dirs = directions()
@@ -217,6 +229,8 @@ def ring_section(
                 swd = math.inf
             rows.append(RingRow(name, label, nfe, swd, swd / floor, time.perf_counter() - start))
             print(f"  {name:6s} {label:48s} NFE {nfe:3d}  {swd / floor:7.2f}x floor", flush=True)
+        if save is not None:
+            save(rows, floor)
     return rows, floor
 
 
@@ -274,7 +288,7 @@ def new_row(label: str, sampler: Callable, steps: int, spacing: str, **kw) -> Ro
 
 DIGITS_ROWS: list[Row] = [
     *(ddpm_row(n) for n in (10, 20, 50, 100, 1000)),
-    *(ddim_row(n) for n in (1, 2, 4, 10, 20, 50, 100, 1000)),
+    *(ddim_row(n) for n in (1, 2, 4, 10, 20, 50, 100)),
     *(dpm2m_row(n) for n in (2, 4, 10, 20, 50)),
     *(new_row("DPM-Solver++(3M), snr_window", sample_dpm_solver_pp_3m, n, "snr_window")
       for n in (4, 10, 20)),
@@ -297,12 +311,13 @@ class DigitsRow:
     seconds_per_64: float
 
 
-def digits_section(rows: list[Row], n: int, smoke: bool) -> list[DigitsRow]:
+def digits_section(rows: list[Row], n: int, model_steps: int | None) -> list[DigitsRow]:
     from diffusion_notes.cache import get_or_train
     from diffusion_notes.metrics import get_digit_classifier, score_digits_held_out
-    from diffusion_notes.train import PRESETS, make_schedule_for
+    from diffusion_notes.train import make_schedule_for, preset
 
-    config = PRESETS["digits_cond"]
+    overrides = {} if model_steps is None else {"steps": model_steps}
+    config = preset("digits_cond", **overrides)
     net, info = get_or_train(config, device="cpu", progress=True)
     print(f"digits_cond model: {info.path} (from cache: {info.from_cache})")
     classifier, _ = get_digit_classifier(device="cpu")
@@ -342,6 +357,9 @@ def figure(result: dict, path: Path) -> None:
                 ax.plot(*zip(*pts, strict=True), style, marker="o", ms=3, label=method)
         if target == "ring":
             ax.plot(list(GOALS), list(GOALS.values()), "k*", ms=12, label="goal")
+        if not rows:
+            ax.set_title(f"{target}: not run")
+            continue
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)",
                ylabel="sliced Wasserstein / floor",
@@ -370,6 +388,9 @@ def main(argv: list[str] | None = None) -> dict:
                         help="keep the digits rows of the existing results file")
     parser.add_argument("--skip-ring", action="store_true",
                         help="keep the ring rows of the existing results file")
+    parser.add_argument("--model-steps", type=int, default=None,
+                        help="train digits_cond for this many steps instead of the preset's "
+                             "(recorded in the results; for machines too slow for the preset)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     smoke = is_smoke()
@@ -380,6 +401,7 @@ def main(argv: list[str] | None = None) -> dict:
         "budgets": [5, 8] if smoke else [5, 8, 10, 20],
         "digits_n": args.digits_n or (20 if smoke else 640),
         "smoke": smoke,
+        "digits_model": "digits_cond" + (f", steps={args.model_steps}" if args.model_steps else ""),
         "dtype": "float64 (ours), float32 (diffusers; its UniPC fails on float64)",
     }
     torch.set_num_threads(1)  # several OpenMP threads on a shared 2-core box: 30x slower GMM calls
@@ -387,24 +409,36 @@ def main(argv: list[str] | None = None) -> dict:
     if (out / "fast_sampling.json").is_file() and (args.skip_ring or args.skip_digits):
         previous = json.loads((out / "fast_sampling.json").read_text("utf-8"))
     if args.skip_ring:
-        ring_part = {k: previous[k] for k in ("ring_floor", "seven_floor", "ring")}
+        ring_part = {k: previous.get(k, math.nan) for k in ("ring_floor", "seven_floor")}
+        ring_part["ring"] = previous.get("ring", [])
         ring_part["ring_settings"] = previous.get("ring_settings", previous.get("settings"))
     else:
+        ring_part = {"ring_floor": math.nan, "seven_floor": math.nan, "ring": [],
+                     "ring_settings": settings, "ring_complete": False}
+
+        def save(key: str, done: list[RingRow]) -> Callable[[list[RingRow], float], None]:
+            def write(rows: list[RingRow], floor: float) -> None:
+                ring_part[f"{key}_floor"] = floor
+                ring_part["ring"] = [r.__dict__ for r in done + rows]
+                partial = {**ring_part, "digits": previous.get("digits", [])}
+                (out / "fast_sampling.json").write_text(json.dumps(partial, indent=2) + "\n")
+
+            return write
+
         print("ring")
-        ring_rows, floor = ring_section(ring(), "ring", {**RING_OURS, **RING_DIFFUSERS},
-                                        settings["ring_n"], settings["budgets"])
+        ring_rows, _ = ring_section(ring(), "ring", ring_order(), settings["ring_n"],
+                                    settings["budgets"], save("ring", []))
         print("second mixture")
-        second = {k: v for k, v in {**RING_OURS, **RING_DIFFUSERS}.items() if k in SECOND_TARGET}
-        seven_rows, seven_floor = ring_section(seven_modes(), "seven", second,
-                                               settings["ring_n"], settings["budgets"])
-        ring_part = {"ring_floor": floor, "seven_floor": seven_floor,
-                     "ring": [r.__dict__ for r in ring_rows + seven_rows],
-                     "ring_settings": settings}
+        second = {k: v for k, v in ring_order().items() if k in SECOND_TARGET}
+        ring_section(seven_modes(), "seven", second, settings["ring_n"], settings["budgets"],
+                     save("seven", ring_rows))
+        ring_part["ring_complete"] = True
     if args.skip_digits:
         digits = previous.get("digits", [])
     else:
         rows = DIGITS_ROWS if not smoke else DIGITS_ROWS[5:7]
-        digits = [r.__dict__ for r in digits_section(rows, settings["digits_n"], smoke)]
+        steps = args.model_steps if not smoke else 20
+        digits = [r.__dict__ for r in digits_section(rows, settings["digits_n"], steps)]
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": settings,
