@@ -7,7 +7,7 @@ import torch
 
 from diffusion_notes.schedules import make_schedule
 from diffusion_notes.timesteps import (
-    SPACINGS,
+    INDEX_SPACINGS as SPACINGS,
     alpha_bar_at,
     check_pairs,
     final_alpha_bar,

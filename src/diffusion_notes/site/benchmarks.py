@@ -74,6 +74,63 @@ def _samplers(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _ring_table(rows: list[dict[str, Any]], target: str, goals: dict[str, float]) -> list[str]:
+    rows = [r for r in rows if r["target"] == target]
+    budgets = sorted({r["nfe"] for r in rows})
+    lines = ["| method | " + " | ".join(f"NFE {b}" for b in budgets) + " |",
+             "| --- |" + " --- |" * len(budgets)]
+    if target == "ring" and goals:
+        lines.append("| **goal** | " + " | ".join(
+            f"≤ {goals[str(b)]}" if str(b) in goals else "" for b in budgets) + " |")
+    for method in dict.fromkeys(r["method"] for r in rows):
+        cells = {r["nfe"]: r["ratio"] for r in rows if r["method"] == method}
+        lines.append(f"| {method} | " + " | ".join(
+            (f"{cells[b]:.2f}" if cells[b] < 1e6 else "failed") if b in cells else ""
+            for b in budgets) + " |")
+    return lines + [""]
+
+
+def _fast_sampling(d: dict[str, Any]) -> list[str]:
+    rs = d.get("ring_settings", d.get("settings", {}))
+    lines = [
+        f"Run {d['date'][:16]} UTC on {d['machine']['cpu_count']} cores (load average "
+        f"{d['machine']['load_average_1min']:.1f} at the end), torch {d['machine']['torch']}.",
+        "",
+        "![Quality against network evaluations on the ring, a second mixture and digits]"
+        "(fast-sampling/fast_sampling.png)",
+        "",
+    ]
+    if d.get("ring"):
+        lines += [
+            "**Ring, exact score** (8 modes, radius 2, variance 0.02; linear betas, T = 1000). "
+            f"Sliced Wasserstein distance (256 directions, {rs.get('ring_n')} samples) divided "
+            f"by the floor {d['ring_floor']:.4f} (two target samples); {rs.get('dtype', '')}."
+            + ("" if d.get("ring_complete", True) else " Partial run: not every method finished."),
+            "",
+            *_ring_table(d["ring"], "ring", d.get("goals", {})),
+            f"**Second mixture** (seven elongated modes, unequal weights), same measure, floor "
+            f"{d['seven_floor']:.4f}:",
+            "",
+            *_ring_table(d["ring"], "seven", {}),
+        ]
+    if d.get("digits"):
+        lines += [
+            f"**Digits**, model `{rs.get('digits_model', 'digits_cond')}`, "
+            f"{rs.get('digits_n')} class-conditional samples (labels 0-9 in turn), digits FD "
+            "against the 359 held-out digits with the size-matched floor:",
+            "",
+            "| method | steps | FD | floor | precision | recall | class accuracy | s / 64 samples |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in d["digits"]:
+            lines.append(
+                f"| {r['method']} | {r['steps']} | {r['fd']:.2f} | {r['floor']:.2f} | "
+                f"{r['precision']:.3f} | {r['recall']:.3f} | {r['class_accuracy']:.3f} | "
+                f"{r['seconds_per_64']:.3f} |")
+        lines.append("")
+    return lines
+
+
 def _site(d: dict[str, Any]) -> list[str]:
     mode = "smoke settings" if d.get("smoke") else "full settings"
     return [
@@ -115,6 +172,7 @@ def render_benchmarks_page(results: Path) -> str:
     ]
     sections = [
         ("DDPM on 8x8 digits", "digits", _digits),
+        ("Fast sampling", "fast_sampling", _fast_sampling),
         ("Sampler overhead against diffusers", "samplers", _samplers),
         ("Site build", "site_build", _site),
         ("Paper index", "papers", _papers),
