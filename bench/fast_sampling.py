@@ -242,6 +242,7 @@ class Row:
     method: str
     steps: int
     sample: Callable[[Denoiser, torch.Tensor], torch.Tensor]
+    prepare: Callable[[object], None] | None = None  # untimed set-up, given the teacher config
 
 
 def _pairs(schedule: Schedule, steps: int, spacing: str) -> Pairs:
@@ -286,6 +287,33 @@ def new_row(label: str, sampler: Callable, steps: int, spacing: str, **kw) -> Ro
     return Row(label, steps, run)
 
 
+_STUDENT: dict[str, torch.nn.Module] = {}
+
+
+def lcm_row(steps: int, w: float = 0.0) -> Row:
+    """The consistency student distilled from the same teacher (``consistency.get_student``:
+    distilled once and cached; that set-up is not timed), sampled on its own skipping grid at
+    guidance scale ``w`` (0: the conditional model, like the other rows)."""
+    from diffusion_notes.consistency import DistillConfig, get_student, smoke_config, with_w
+    from diffusion_notes.runtime import pick
+    from diffusion_notes.samplers import sample_lcm
+    from diffusion_notes.timesteps import lcm_pairs
+
+    distill = pick(DistillConfig(), smoke_config(DistillConfig()))
+
+    def prepare(config: object) -> None:
+        _STUDENT["net"], _ = get_student(distill, teacher=config, device="cpu")  # type: ignore[arg-type]
+
+    def run(den: Denoiser, x: torch.Tensor) -> torch.Tensor:
+        net = with_w(_STUDENT["net"], w)
+        pairs = lcm_pairs(den.schedule.T, steps, original_steps=den.schedule.T // distill.skip)
+        g = torch.Generator(device=x.device).manual_seed(7)
+        return sample_lcm(lambda xt, t: net(xt, t, den.cond), x, den.schedule, pairs,
+                          generator=g, progress=False)
+
+    return Row("LCM student", steps, run, prepare)
+
+
 DIGITS_ROWS: list[Row] = [
     *(ddpm_row(n) for n in (10, 20, 50, 100, 1000)),
     *(ddim_row(n) for n in (1, 2, 4, 10, 20, 50, 100)),
@@ -296,6 +324,7 @@ DIGITS_ROWS: list[Row] = [
       for n in (4, 10, 20)),
     *(new_row("exp. Adams 2+corrector, logsnr", sample_exp_adams, n, "logsnr", order=2)
       for n in (4, 10, 20)),
+    *(lcm_row(n) for n in (1, 2, 4)),
 ]
 
 
@@ -329,6 +358,8 @@ def digits_section(rows: list[Row], n: int, model_steps: int | None) -> list[Dig
     for row in rows:
         if row.steps > schedule.T:
             continue
+        if row.prepare is not None:
+            row.prepare(config)
         start = time.perf_counter()
         with torch.no_grad():
             y = row.sample(den, x_T).clamp(-1, 1)
