@@ -384,6 +384,32 @@ def figure(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+NOTE = DOC_DIR / "ode-solvers.md"
+START, END = "<!-- bench:fast:start -->", "<!-- bench:fast:end -->"
+
+
+def update_note(result: dict, page: Path = NOTE) -> None:
+    """Rewrite the ring tables between the note's markers from the results (never by hand)."""
+    from diffusion_notes.site.benchmarks import _ring_table
+
+    text = page.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise ValueError(f"{page} lacks the markers {START} ... {END}")
+    rs = result.get("ring_settings", {})
+    lines = [
+        f"Written by `bench/fast_sampling.py` ({result['date'][:16]} UTC): sliced Wasserstein "
+        f"distance / floor, {rs.get('ring_n')} samples, ring floor {result['ring_floor']:.4f}.",
+        "",
+        *_ring_table(result["ring"], "ring", result.get("goals", {})),
+        f"Second mixture, floor {result['seven_floor']:.4f}:",
+        "",
+        *_ring_table(result["ring"], "seven", {}),
+    ]
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    page.write_text(f"{head}{START}\n" + "\n".join(lines) + f"\n{END}{tail}", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ring-n", type=int, default=None, help="ring samples (200,000)")
@@ -468,8 +494,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     (out / "fast_sampling.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     figure(result, out / "fast_sampling.png")
-    if not smoke:
+    if not smoke and args.out is None:
         shutil.copyfile(out / "fast_sampling.png", DOC_DIR / "fast_sampling.png")
+        if result.get("ring"):
+            update_note(result)
     print(f"wrote {out / 'fast_sampling.json'}")
     return result
 
