@@ -349,6 +349,12 @@ def digits_section(rows: list[Row], n: int, model_steps: int | None) -> list[Dig
 
 
 # ----------------------------------------------------------------------------- figure, main
+def n_of(result: dict, target: str) -> int:
+    """Sample size of a ring target (the second mixture may have run at its own size)."""
+    rs = result["ring_settings"]
+    return rs.get("seven_n", rs["ring_n"]) if target == "seven" else rs["ring_n"]
+
+
 def figure(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
     for ax, target in zip(axes[:2], ("ring", "seven"), strict=True):
@@ -367,7 +373,7 @@ def figure(result: dict, path: Path) -> None:
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)",
                ylabel="sliced Wasserstein / floor",
-               title=f"{target}: exact eps, {result['ring_settings']['ring_n']} samples")
+               title=f"{target}: exact eps, {n_of(result, target)} samples")
         ax.legend(fontsize=6)
     ax = axes[2]
     drows = result["digits"]
@@ -401,7 +407,7 @@ def update_note(result: dict, page: Path = NOTE) -> None:
         f"distance / floor, {rs.get('ring_n')} samples, ring floor {result['ring_floor']:.4f}.",
         "",
         *_ring_table(result["ring"], "ring", result.get("goals", {})),
-        f"Second mixture, floor {result['seven_floor']:.4f}:",
+        f"Second mixture, {n_of(result, 'seven')} samples, floor {result['seven_floor']:.4f}:",
         "",
         *_ring_table(result["ring"], "seven", {}),
     ]
