@@ -19,7 +19,8 @@
 Writes ``bench/results/fast_sampling.json`` and ``fast_sampling.png`` (copied to
 ``docs/fast-sampling/``). ``DIFFUSION_NOTES_SMOKE=1`` runs tiny sizes into a temporary folder.
 
-Run:  .venv/bin/python bench/fast_sampling.py   (about 15 minutes on 2 quiet CPU cores)
+Run:  .venv/bin/python bench/fast_sampling.py   (not yet timed on a quiet machine: on the shared
+2-core box at load 7 to 25 the ring part alone took over 30 minutes; see --methods, --targets)
 """
 
 from __future__ import annotations
