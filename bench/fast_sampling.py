@@ -19,7 +19,8 @@
 Writes ``bench/results/fast_sampling.json`` and ``fast_sampling.png`` (copied to
 ``docs/fast-sampling/``). ``DIFFUSION_NOTES_SMOKE=1`` runs tiny sizes into a temporary folder.
 
-Run:  .venv/bin/python bench/fast_sampling.py   (about 15 minutes on 2 quiet CPU cores)
+Run:  .venv/bin/python bench/fast_sampling.py   (not yet timed on a quiet machine: on the shared
+2-core box at load 7 to 25 the ring part alone took over 30 minutes; see --methods, --targets)
 """
 
 from __future__ import annotations
@@ -93,11 +94,15 @@ def directions(n: int = 256, seed: int = 123) -> torch.Tensor:
     return d / d.norm(dim=0, keepdim=True)
 
 
+def sorted_projections(a: torch.Tensor, dirs: torch.Tensor) -> torch.Tensor:
+    return torch.sort(a.double() @ dirs, dim=0).values
+
+
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, dirs: torch.Tensor) -> float:
-    """sqrt of the mean over directions of the squared W2 between sorted 1-D projections."""
-    pa = torch.sort(a.double() @ dirs, dim=0).values
-    pb = torch.sort(b.double() @ dirs, dim=0).values
-    return math.sqrt(((pa - pb) ** 2).mean().item())
+    """sqrt of the mean over directions of the squared W2 between sorted 1-D projections
+    (``b`` may be given already as :func:`sorted_projections`, shape (n, directions))."""
+    pb = b if b.shape[1] == dirs.shape[1] and b.shape[1] != 2 else sorted_projections(b, dirs)
+    return math.sqrt(((sorted_projections(a, dirs) - pb) ** 2).mean().item())
 
 
 # ----------------------------------------------------------------------------- our methods
@@ -214,7 +219,7 @@ def ring_section(
     den = Denoiser(target.eps_model(schedule), schedule)
     dirs = directions()
     x_T = torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    ref = target.sample(n, generator=torch.Generator().manual_seed(1))
+    ref = sorted_projections(target.sample(n, generator=torch.Generator().manual_seed(1)), dirs)
     floor = sliced_wasserstein(target.sample(n, generator=torch.Generator().manual_seed(2)),
                                ref, dirs)
     rows = []
@@ -376,6 +381,12 @@ def digits_section(rows: list[Row], n: int, model_steps: int | None) -> list[Dig
 
 
 # ----------------------------------------------------------------------------- figure, main
+def n_of(result: dict, target: str) -> int:
+    """Sample size of a ring target (the second mixture may have run at its own size)."""
+    rs = result["ring_settings"]
+    return rs.get("seven_n", rs["ring_n"]) if target == "seven" else rs["ring_n"]
+
+
 def figure(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 3, figsize=(16, 5))
     for ax, target in zip(axes[:2], ("ring", "seven"), strict=True):
@@ -394,7 +405,7 @@ def figure(result: dict, path: Path) -> None:
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set(xscale="log", yscale="log", xlabel="network evaluations (NFE)",
                ylabel="sliced Wasserstein / floor",
-               title=f"{target}: exact eps, {result['ring_settings']['ring_n']} samples")
+               title=f"{target}: exact eps, {n_of(result, target)} samples")
         ax.legend(fontsize=6)
     ax = axes[2]
     drows = result["digits"]
@@ -411,6 +422,32 @@ def figure(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
+NOTE = DOC_DIR / "ode-solvers.md"
+START, END = "<!-- bench:fast:start -->", "<!-- bench:fast:end -->"
+
+
+def update_note(result: dict, page: Path = NOTE) -> None:
+    """Rewrite the ring tables between the note's markers from the results (never by hand)."""
+    from diffusion_notes.site.benchmarks import _ring_table
+
+    text = page.read_text(encoding="utf-8")
+    if START not in text or END not in text:
+        raise ValueError(f"{page} lacks the markers {START} ... {END}")
+    rs = result.get("ring_settings", {})
+    lines = [
+        f"Written by `bench/fast_sampling.py` ({result['date'][:16]} UTC): sliced Wasserstein "
+        f"distance / floor, {rs.get('ring_n')} samples, ring floor {result['ring_floor']:.4f}.",
+        "",
+        *_ring_table(result["ring"], "ring", result.get("goals", {})),
+        f"Second mixture, {n_of(result, 'seven')} samples, floor {result['seven_floor']:.4f}:",
+        "",
+        *_ring_table(result["ring"], "seven", {}),
+    ]
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    page.write_text(f"{head}{START}\n" + "\n".join(lines) + f"\n{END}{tail}", encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ring-n", type=int, default=None, help="ring samples (200,000)")
@@ -422,6 +459,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--model-steps", type=int, default=None,
                         help="train digits_cond for this many steps instead of the preset's "
                              "(recorded in the results; for machines too slow for the preset)")
+    parser.add_argument("--methods", default="",
+                        help="substrings separated by |: run only the ring methods that match")
+    parser.add_argument("--targets", default="ring,seven", help="ring targets to run")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     smoke = is_smoke()
@@ -456,13 +496,19 @@ def main(argv: list[str] | None = None) -> dict:
 
             return write
 
-        print("ring")
-        ring_rows, _ = ring_section(ring(), "ring", ring_order(), settings["ring_n"],
-                                    settings["budgets"], save("ring", []))
-        print("second mixture")
-        second = {k: v for k, v in ring_order().items() if k in SECOND_TARGET}
-        ring_section(seven_modes(), "seven", second, settings["ring_n"], settings["budgets"],
-                     save("seven", ring_rows))
+        wanted = [w.strip() for w in args.methods.split("|") if w.strip()]
+        methods = {k: v for k, v in ring_order().items()
+                   if not wanted or any(w in k for w in wanted)}
+        ring_rows: list[RingRow] = []
+        if "ring" in args.targets:
+            print("ring")
+            ring_rows, _ = ring_section(ring(), "ring", methods, settings["ring_n"],
+                                        settings["budgets"], save("ring", []))
+        if "seven" in args.targets:
+            print("second mixture")
+            second = {k: v for k, v in methods.items() if k in SECOND_TARGET}
+            ring_section(seven_modes(), "seven", second, settings["ring_n"], settings["budgets"],
+                         save("seven", ring_rows))
         ring_part["ring_complete"] = True
     if args.skip_digits:
         digits = previous.get("digits", [])
@@ -486,8 +532,10 @@ def main(argv: list[str] | None = None) -> dict:
     }
     (out / "fast_sampling.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     figure(result, out / "fast_sampling.png")
-    if not smoke:
+    if not smoke and args.out is None:
         shutil.copyfile(out / "fast_sampling.png", DOC_DIR / "fast_sampling.png")
+        if result.get("ring"):
+            update_note(result)
     print(f"wrote {out / 'fast_sampling.json'}")
     return result
 

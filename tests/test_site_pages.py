@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ def test_benchmarks_page_reads_the_results(tmp_path: Path) -> None:
     assert "| cold (every lab executed, every model trained, full settings) | 123.4 |" in page
     assert "| cached rebuild | 5.6 | ≤ 10 |" in page
     # the others were not run: said so, with the command, never a number
-    assert page.count("Not run yet") == 3
+    assert page.count("Not run yet") == 4
     assert "`python bench/digits.py` writes `bench/results/digits.json`" in page
 
 
@@ -32,3 +33,21 @@ def test_benchmarks_page_rejects_a_broken_result(tmp_path: Path) -> None:
 def test_committed_results_render() -> None:
     page = render_benchmarks_page(REPO / "bench" / "results")
     assert "Not run yet" not in page, "a committed benchmark result is missing"
+
+
+def test_fast_sampling_section_renders_ring_and_digits(tmp_path: Path) -> None:
+    ring = [{"target": "ring", "method": "ours: A", "nfe": 5, "swd": 0.05, "ratio": 2.76,
+             "seconds": 1.0},
+            {"target": "ring", "method": "diffusers: B", "nfe": 5, "swd": math.inf,
+             "ratio": math.inf, "seconds": 1.0}]
+    digits = [{"method": "DDIM", "steps": 50, "fd": 12.345, "floor": 10.0, "precision": 0.9,
+               "recall": 0.8, "class_accuracy": 0.95, "seconds_per_64": 0.5}]
+    data = {"date": "2026-12-03T07:00:00+00:00", "ring": ring, "digits": digits,
+            "ring_floor": 0.0175, "seven_floor": 0.0175, "goals": {"5": 5.5},
+            "ring_settings": {"ring_n": 200000, "digits_n": 64},
+            "machine": {"cpu_count": 2, "load_average_1min": 3.0, "torch": "x"}}
+    (tmp_path / "fast_sampling.json").write_text(json.dumps(data))
+    page = render_benchmarks_page(tmp_path)
+    assert "| **goal** | ≤ 5.5 |" in page
+    assert "| ours: A | 2.76 |" in page and "| diffusers: B | failed |" in page
+    assert "| DDIM | 50 | 12.35 | 10.00 | 0.900 | 0.800 | 0.950 | 0.500 |" in page

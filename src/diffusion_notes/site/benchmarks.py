@@ -108,8 +108,8 @@ def _fast_sampling(d: dict[str, Any]) -> list[str]:
             + ("" if d.get("ring_complete", True) else " Partial run: not every method finished."),
             "",
             *_ring_table(d["ring"], "ring", d.get("goals", {})),
-            f"**Second mixture** (seven elongated modes, unequal weights), same measure, floor "
-            f"{d['seven_floor']:.4f}:",
+            f"**Second mixture** (seven elongated modes, unequal weights), same measure, "
+            f"{rs.get('seven_n', rs.get('ring_n'))} samples, floor {d['seven_floor']:.4f}:",
             "",
             *_ring_table(d["ring"], "seven", {}),
         ]
