@@ -29,6 +29,7 @@ import torch
 
 from diffusion_notes import get_device, is_smoke, pick
 from diffusion_notes.cache import config_hash, model_path
+from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.metrics import get_digit_classifier, label_entropy, score_digits
 from diffusion_notes.samplers import sample_ddpm
 from diffusion_notes.train import load_trained, make_schedule_for, preset, train
@@ -63,11 +64,11 @@ def main(argv: list[str] | None = None) -> int:
 
     schedule = make_schedule_for(config)
     g = torch.Generator().manual_seed(0)
-    x_T = torch.randn(n, 1, 8, 8, generator=g).to(device)
+    x_T = torch.randn(n, *config.dataset.shape, generator=g).to(device)
     if device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()
-    samples = sample_ddpm(model, x_T, schedule, generator=g)
+    samples = sample_ddpm(Denoiser(model, schedule, prediction=config.prediction), x_T, generator=g)
     if device.type == "cuda":
         torch.cuda.synchronize()
     sampling_seconds = time.perf_counter() - start

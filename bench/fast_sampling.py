@@ -114,21 +114,11 @@ def ours(sampler: Callable, spacing: str, **kw) -> RingMethod:
     return run
 
 
-def legacy(sampler: Callable, spacing: str, **kw) -> RingMethod:
-    """A sampler of the (model, x, schedule, pairs) convention, on a spacing."""
-
-    def run(den: Denoiser, x: torch.Tensor, nfe: int) -> torch.Tensor:
-        pairs = timestep_pairs(T, nfe, spacing, schedule=den.schedule)
-        return sampler(den.net, x, den.schedule, pairs, progress=False, **kw)
-
-    return run
-
-
 RING_OURS: dict[str, RingMethod] = {
     "ours: exp. Adams 3+corrector, snr_window": ours(sample_exp_adams, "snr_window"),
     "ours: DPM-Solver++(3M), snr_window": ours(sample_dpm_solver_pp_3m, "snr_window"),
-    "ours: DPM-Solver++(2M), trailing (default)": legacy(sample_dpm_solver_pp, "trailing"),
-    "ours: DDIM, trailing (default)": legacy(sample_ddim, "trailing"),
+    "ours: DPM-Solver++(2M), trailing (default)": ours(sample_dpm_solver_pp, "trailing"),
+    "ours: DDIM, trailing (default)": ours(sample_ddim, "trailing"),
     "ours: exp. Adams 3+corrector, logsnr": ours(sample_exp_adams, "logsnr"),
     "ours: exp. Adams 3+corrector, karras": ours(sample_exp_adams, "karras"),
     "ours: DPM-Solver++(3M), logsnr": ours(sample_dpm_solver_pp_3m, "logsnr"),
@@ -256,31 +246,26 @@ def _pairs(schedule: Schedule, steps: int, spacing: str) -> Pairs:
     return timestep_pairs(schedule.T, steps, spacing, schedule=schedule)
 
 
-def _cond_model(den: Denoiser) -> Callable:
-    return lambda x, t: den.output(x, int(t[0]))
-
-
 def ddpm_row(steps: int) -> Row:
     def run(den: Denoiser, x: torch.Tensor) -> torch.Tensor:
         g = torch.Generator(device=x.device).manual_seed(7)
-        return sample_ddpm(_cond_model(den), x, den.schedule, _pairs(den.schedule, steps,
-                           "trailing"), generator=g, progress=False)
+        return sample_ddpm(den, x, _pairs(den.schedule, steps, "trailing"), generator=g,
+                           progress=False)
 
     return Row("DDPM", steps, run)
 
 
 def ddim_row(steps: int) -> Row:
     def run(den: Denoiser, x: torch.Tensor) -> torch.Tensor:
-        return sample_ddim(_cond_model(den), x, den.schedule,
-                           _pairs(den.schedule, steps, "trailing"), progress=False)
+        return sample_ddim(den, x, _pairs(den.schedule, steps, "trailing"), progress=False)
 
     return Row("DDIM", steps, run)
 
 
 def dpm2m_row(steps: int) -> Row:
     def run(den: Denoiser, x: torch.Tensor) -> torch.Tensor:
-        return sample_dpm_solver_pp(_cond_model(den), x, den.schedule,
-                                    _pairs(den.schedule, steps, "trailing"), progress=False)
+        return sample_dpm_solver_pp(den, x, _pairs(den.schedule, steps, "trailing"),
+                                    progress=False)
 
     return Row("DPM-Solver++(2M)", steps, run)
 
@@ -313,8 +298,8 @@ def lcm_row(steps: int, w: float = 0.0) -> Row:
         net = with_w(_STUDENT["net"], w)
         pairs = lcm_pairs(den.schedule.T, steps, original_steps=den.schedule.T // distill.skip)
         g = torch.Generator(device=x.device).manual_seed(7)
-        return sample_lcm(lambda xt, t: net(xt, t, den.cond), x, den.schedule, pairs,
-                          generator=g, progress=False)
+        student = Denoiser(net, den.schedule, cond=den.cond)  # eps-prediction, as distilled
+        return sample_lcm(student, x, pairs, generator=g, progress=False)
 
     return Row("LCM student", steps, run, prepare)
 

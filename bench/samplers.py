@@ -39,6 +39,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
 from diffusion_notes.data.gmm import GaussianMixture  # noqa: E402
+from diffusion_notes.denoiser import Denoiser  # noqa: E402
 from diffusion_notes.runtime import is_smoke  # noqa: E402
 from diffusion_notes.samplers import (  # noqa: E402
     sample_ddim,
@@ -146,7 +147,11 @@ def quality(n_samples: int, budgets: list[int]) -> tuple[list[dict], dict]:
             kwargs = {"generator": torch.Generator().manual_seed(3)} if name == "DDPM" else {}
             t0 = time.perf_counter()
             y = sampler(
-                net, x_T, schedule, timestep_pairs(T, steps, SPACING), progress=False, **kwargs
+                Denoiser(net, schedule),
+                x_T,
+                timestep_pairs(T, steps, SPACING),
+                progress=False,
+                **kwargs,
             )
             seconds = time.perf_counter() - t0
             rows.append(
@@ -175,15 +180,14 @@ def overhead(n_steps: int, repeats: int) -> list[dict]:
 
     schedule = make_schedule("linear", T)
     x = torch.randn(1, 4, 16, 16, generator=torch.Generator().manual_seed(4))
+    den = Denoiser(tiny_model, schedule)
 
     def ours_ddim() -> torch.Tensor:
-        return sample_ddim(
-            tiny_model, x, schedule, timestep_pairs(T, n_steps, SPACING), progress=False
-        )
+        return sample_ddim(den, x, timestep_pairs(T, n_steps, SPACING), progress=False)
 
     def ours_dpm() -> torch.Tensor:
         pairs = timestep_pairs(T, n_steps, SPACING, convention="dpm_solver")
-        return sample_dpm_solver_pp(tiny_model, x, schedule, pairs, progress=False)
+        return sample_dpm_solver_pp(den, x, pairs, progress=False)
 
     def theirs(scheduler) -> Callable[[], torch.Tensor]:
         def run() -> torch.Tensor:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from diffusion_notes.bib import importer
+from diffusion_notes import atomic
 from diffusion_notes.bib.importer import import_list
 from diffusion_notes.bib.keys import base_key, mint_key, same_title
 from diffusion_notes.bib.store import BibError, load_library
@@ -283,7 +283,7 @@ def test_atomic_write_keeps_old_file_on_failure(setup, monkeypatch):
             self.fh.write(text[: len(text) // 2])  # half the file, then the disk "fails"
             raise OSError("disk full")
 
-    monkeypatch.setattr(importer.os, "fdopen", lambda *a, **k: Exploding(real_fdopen(*a, **k)))
+    monkeypatch.setattr(atomic.os, "fdopen", lambda *a, **k: Exploding(real_fdopen(*a, **k)))
     with pytest.raises(OSError, match="disk full"):
         run(tmp, meta, LIST_A.replace("Delta Toolbox", "Delta Toolbox Renamed"))
     assert bib.read_bytes() == before

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_notes import cache
+from diffusion_notes import cache_store
 from diffusion_notes.cache import cache_root, config_hash, get_or_train, model_path
 from diffusion_notes.train import TrainConfig
 
@@ -41,7 +41,7 @@ def test_get_or_train_trains_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         calls.append(1)
         return real_train(*args, **kwargs)
 
-    monkeypatch.setattr("diffusion_notes.train.train", counting_train)
+    monkeypatch.setattr("diffusion_notes.cache.train", counting_train)  # cache imports train
     model, info = get_or_train(TINY, device="cpu", progress=False)
     assert not info.from_cache and info.steps == 30 and len(info.losses) == 30
     assert info.path == model_path(TINY) and info.path.is_file()
@@ -69,5 +69,5 @@ def test_a_corrupt_cache_entry_is_retrained(tmp_path: Path) -> None:
 
 def test_cache_version_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     key = config_hash(TINY)
-    monkeypatch.setattr(cache, "CACHE_VERSION", cache.CACHE_VERSION + 1)
+    monkeypatch.setattr(cache_store, "CACHE_VERSION", cache_store.CACHE_VERSION + 1)
     assert config_hash(TINY) != key

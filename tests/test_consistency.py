@@ -20,6 +20,7 @@ from diffusion_notes.consistency import (
     with_w,
 )
 from diffusion_notes.data.gmm import GaussianMixture
+from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.models import UNet
 from diffusion_notes.samplers import consistency_scalings, sample_ddim, sample_lcm
 from diffusion_notes.schedules import extract, make_schedule
@@ -64,15 +65,14 @@ def test_one_step_consistency_sampler_equals_the_direct_prediction() -> None:
     net = with_w(student, w)
     pairs = lcm_pairs(1000, 1, original_steps=50)
     assert pairs == [(999, -1)]
-    sampled = sample_lcm(lambda xt, t: net(xt, t, y), x, SCHEDULE, pairs, progress=False)
+    sampled = sample_lcm(Denoiser(net, SCHEDULE, cond=y), x, pairs, progress=False)
     t = torch.full((6,), 999, dtype=torch.long)
     with torch.no_grad():
         direct = consistency_function(student(x, t, y, torch.full((6,), w)), x, t, SCHEDULE)
     # the same float32 operations in a different order: agreement to float32 rounding
     torch.testing.assert_close(sampled, direct, rtol=1e-5, atol=1e-5)
     # and it is not trivially equal to the input or to another w's prediction
-    other = sample_lcm(lambda xt, t: with_w(student, 0.0)(xt, t, y), x, SCHEDULE, pairs,
-                       progress=False)
+    other = sample_lcm(Denoiser(with_w(student, 0.0), SCHEDULE, cond=y), x, pairs, progress=False)
     assert (sampled - other).abs().max() > 1e-3
 
 
@@ -161,7 +161,7 @@ def test_teacher_step_is_one_guided_ddim_step() -> None:
             null = torch.full_like(y, NULL_LABEL)
             return (1 + w_) * teacher(xt, tb, y) - w_ * teacher(xt, tb, null)
 
-        ref = sample_ddim(cfg, x, SCHEDULE, [(t, max(t - 20, 0))], progress=False)
+        ref = sample_ddim(Denoiser(cfg, SCHEDULE), x, [(t, max(t - 20, 0))], progress=False)
         # the same float64 arithmetic in another order: agreement to ~1e-15 relative
         torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
 

@@ -97,7 +97,7 @@ def test_ddp_gradients_equal_single_process_on_the_global_batch(ddp_run: Path,
 
 
 def test_ddp_writes_one_checkpoint_from_rank_zero(ddp_run: Path) -> None:
-    from diffusion_notes.cache import load_checkpoint
+    from diffusion_notes.checkpoints import load_checkpoint
 
     ckpt = load_checkpoint(ddp_run / "checkpoint.pt")
     assert ckpt["world_size"] == 2 and ckpt["step"] == CONFIG.steps

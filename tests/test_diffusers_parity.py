@@ -16,6 +16,7 @@ import math
 import pytest
 import torch
 
+from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.samplers import (
     ddim_invert,
     sample_ddim,
@@ -75,10 +76,14 @@ def run_diffusers(scheduler, n: int, model, **step_kwargs) -> tuple[torch.Tensor
     return torch.stack(states), torch.stack(x0s)
 
 
+DENOISER_OPTIONS = ("prediction", "clip_x0", "threshold", "threshold_max", "recompute_eps")
+
+
 def run_ours(
     sampler, pairs, model, *, schedule=None, stochastic: bool = True, **kwargs
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """States after each step (and the x0 prediction) from our sampler via its callback."""
+    """States after each step (and the x0 prediction) from our sampler via its callback; the
+    denoiser's options (prediction, clipping, thresholding, recompute_eps) go to the Denoiser."""
     states, x0s = [], []
 
     def record(i: int, t: int, x: torch.Tensor, x0: torch.Tensor) -> None:
@@ -88,7 +93,9 @@ def run_ours(
     if stochastic:
         kwargs["generator"] = torch.Generator().manual_seed(1)
     schedule = make_schedule("linear", T) if schedule is None else schedule
-    sampler(model, X_INIT.clone(), schedule, pairs, callback=record, progress=False, **kwargs)
+    den_kw = {k: kwargs.pop(k) for k in DENOISER_OPTIONS if k in kwargs}
+    den = Denoiser(model, schedule, **den_kw)
+    sampler(den, X_INIT.clone(), pairs, callback=record, progress=False, **kwargs)
     return torch.stack(states), torch.stack(x0s)
 
 
@@ -197,7 +204,7 @@ def test_ddim_matches_diffusers(
         eta=eta,
         prediction=prediction,
         clip_x0=clip_on,
-        use_clipped_model_output=recompute,
+        recompute_eps=recompute,  # diffusers' use_clipped_model_output
     )
     if diffusers_ddim_steps_right(pairs, n):
         ref = DDIMScheduler(
@@ -274,7 +281,7 @@ def test_ddim_dynamic_thresholding_matches_diffusers() -> None:
         prediction="x0",
         threshold=0.9,
         threshold_max=1.3,
-        use_clipped_model_output=False,
+        recompute_eps=False,  # diffusers' use_clipped_model_output=False
     )
     assert max_diff(d_states, o_states) <= TOL and max_x0_diff(d_x0, o_x0, pairs) <= TOL
     assert o_x0.abs().max().item() <= 1.0 + 1e-6  # thresholded x0 lies in [-1, 1]
@@ -394,11 +401,9 @@ def test_ddim_inversion_matches_diffusers(spacing: str, prediction: str) -> None
     pairs = timestep_pairs(T, 20, spacing)
     states = []
     ddim_invert(
-        model,
+        Denoiser(model, make_schedule("linear", T), prediction=prediction),
         X_INIT.clone(),
-        make_schedule("linear", T),
         pairs,
-        prediction=prediction,
         eval_at="target",
         callback=lambda i, t, x, x0: states.append(x),
         progress=False,

@@ -167,13 +167,12 @@ def test_ddim_inversion_error_shrinks_like_one_over_steps() -> None:
 
     s = make_schedule("linear", 1000)
     gm = skewed_mixture()
-    model = gm.eps_model(s)
+    den = Denoiser(gm.eps_model(s), s)
     x0 = gm.sample(500, generator=torch.Generator().manual_seed(4))
     errs = []
     for n in (20, 80, 320):
         pairs = timestep_pairs(1000, n, "trailing")
-        back = sample_ddim(model, ddim_invert(model, x0, s, pairs, progress=False), s, pairs,
-                           progress=False)
+        back = sample_ddim(den, ddim_invert(den, x0, pairs, progress=False), pairs, progress=False)
         errs.append((back - x0).norm(dim=1).median().item())
         assert errs[-1] < 5.0 / n, (n, errs[-1])
     assert errs[0] / errs[1] > 3.0 and errs[1] / errs[2] > 3.0

@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from diffusion_notes.data.gmm import GaussianMixture
+from diffusion_notes.denoiser import Denoiser, dynamic_threshold
 from diffusion_notes.diffusion import q_posterior
 from diffusion_notes.samplers import (
     ddim_invert,
     ddim_sigma,
-    dynamic_threshold,
     sample_ddim,
     sample_ddpm,
     sample_dpm_solver_pp,
@@ -68,16 +68,15 @@ def test_ddim_eta1_matches_ddpm_variance() -> None:
     n, (t, tp) = 100_000, (600, 450)
     x = noise(1, 0).expand(n, 2).contiguous()
     y_ddim = sample_ddim(
-        linear_model,
+        Denoiser(linear_model, s),
         x,
-        s,
         [(t, tp)],
         eta=1.0,
         generator=torch.Generator().manual_seed(1),
         progress=False,
     )
     y_ddpm = sample_ddpm(
-        linear_model, x, s, [(t, tp)], generator=torch.Generator().manual_seed(2), progress=False
+        Denoiser(linear_model, s), x, [(t, tp)], generator=torch.Generator().manual_seed(2), progress=False
     )
     var = ddim_sigma(s, t, tp, 1.0) ** 2
     se_mean, se_var = math.sqrt(var / n), var * math.sqrt(2 / n)
@@ -89,12 +88,13 @@ def test_ddim_eta1_matches_ddpm_variance() -> None:
 def test_dpm_solver_order1_equals_ddim() -> None:
     s = make_schedule("cosine", 1000)
     x = noise(64, 3)
+    den = Denoiser(linear_model, s)
     for spacing in ("leading", "trailing", "linspace"):
         pairs = timestep_pairs(1000, 25, spacing)
-        a = sample_dpm_solver_pp(linear_model, x, s, pairs, order=1, progress=False)
-        b = sample_ddim(linear_model, x, s, pairs, eta=0.0, progress=False)
+        a = sample_dpm_solver_pp(den, x, pairs, order=1, progress=False)
+        b = sample_ddim(den, x, pairs, eta=0.0, progress=False)
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
-        c = sample_dpm_solver_pp(linear_model, x, s, pairs, order=2, progress=False)
+        c = sample_dpm_solver_pp(den, x, pairs, order=2, progress=False)
         assert (c - b).abs().max() > 1e-4  # the second-order correction is really applied
 
 
@@ -104,8 +104,8 @@ def test_euler_equals_ddim_eta0() -> None:
     x = noise(64, 4)
     pairs = timestep_pairs(1000, 13, "trailing")
     torch.testing.assert_close(
-        sample_euler(linear_model, x, s, pairs, progress=False),
-        sample_ddim(linear_model, x, s, pairs, progress=False),
+        sample_euler(Denoiser(linear_model, s), x, pairs, progress=False),
+        sample_ddim(Denoiser(linear_model, s), x, pairs, progress=False),
         rtol=1e-12,
         atol=1e-12,
     )
@@ -125,23 +125,21 @@ def test_last_step_adds_no_noise(name: str) -> None:
         kw = dict(kwargs)
         if name in ("ddpm", "ddim", "lcm"):
             kw["generator"] = torch.Generator().manual_seed(seed)
-        outs.append(SAMPLERS[name](linear_model, x, s, [(7, -1)], progress=False, **kw))
+        outs.append(SAMPLERS[name](Denoiser(linear_model, s), x, [(7, -1)], progress=False, **kw))
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
     if name in ("ddpm", "ddim", "lcm"):  # ... while a step to t_prev >= 0 is random
         kw = dict(kwargs)
         a = SAMPLERS[name](
-            linear_model,
+            Denoiser(linear_model, s),
             x,
-            s,
             [(7, 3)],
             generator=torch.Generator().manual_seed(0),
             progress=False,
             **kw,
         )
         b = SAMPLERS[name](
-            linear_model,
+            Denoiser(linear_model, s),
             x,
-            s,
             [(7, 3)],
             generator=torch.Generator().manual_seed(1),
             progress=False,
@@ -154,14 +152,15 @@ def test_lcm_single_step_is_the_consistency_function() -> None:
     s = make_schedule("scaled_linear", 1000, beta_start=0.00085, beta_end=0.012)
     x = noise(8, 6)
     t = 999
-    out = sample_lcm(linear_model, x, s, [(t, -1)], progress=False)
+    den = Denoiser(linear_model, s)
+    out = sample_lcm(den, x, [(t, -1)], progress=False)
     a, sig = s.sqrt_alpha_bar[t].item(), s.sigma[t].item()
     x0 = (x - sig * linear_model(x, torch.full((8,), t))) / a
     u = 10.0 * t  # LCM boundary scalings, sigma_data = 0.5
     c_skip, c_out = 0.25 / (u * u + 0.25), u / math.sqrt(u * u + 0.25)
     torch.testing.assert_close(out, c_skip * x + c_out * x0)
     # at t = 0 the consistency function is the identity (boundary condition c_skip = 1)
-    torch.testing.assert_close(sample_lcm(linear_model, x, s, [(0, -1)], progress=False), x)
+    torch.testing.assert_close(sample_lcm(den, x, [(0, -1)], progress=False), x)
 
 
 # -- recovery of a known target -----------------------------------------------------------
@@ -206,11 +205,9 @@ def test_exact_score_recovery(case: str) -> None:
     pairs = full_pairs(1000) if n_steps is None else timestep_pairs(1000, n_steps, "trailing")
     kwargs = {k: torch.Generator().manual_seed(v) for k, v in extra.items()}
     y = sampler(
-        gm.eps_model(s, prediction),
+        Denoiser(gm.eps_model(s, prediction), s, prediction=prediction),
         noise(8000, 7),
-        s,
         pairs,
-        prediction=prediction,
         progress=False,
         **kwargs,
     )
@@ -222,7 +219,8 @@ def test_exact_score_recovery_detects_missing_noise() -> None:
     s = make_schedule("linear", 1000)
     gm = target()
     pairs = timestep_pairs(1000, 100, "trailing")
-    y = sample_ddpm(gm.eps_model(s), noise(8000, 7), s, pairs, add_noise=False, progress=False)
+    den = Denoiser(gm.eps_model(s), s)
+    y = sample_ddpm(den, noise(8000, 7), pairs, add_noise=False, progress=False)
     assert any(f.startswith("cov") for f in moment_failures(y, gm))
 
 
@@ -236,11 +234,11 @@ def test_convergence_order(sampler, low: float, high: float) -> None:
     step count doubles from 40 to 80. Deterministic; ratios measured: Euler 1.97, Heun 3.26,
     DPM-Solver++(2M) 3.36 (the last step to t = -1 is first order for all of them)."""
     s = make_schedule("linear", 1000)
-    model = target().eps_model(s)
+    den = Denoiser(target().eps_model(s), s)
     x = noise(2000, 8)
-    ref = sample_dpm_solver_pp(model, x, s, timestep_pairs(1000, 1000, "trailing"), progress=False)
+    ref = sample_dpm_solver_pp(den, x, timestep_pairs(1000, 1000, "trailing"), progress=False)
     errs = [
-        (sampler(model, x, s, timestep_pairs(1000, n, "trailing"), progress=False) - ref)
+        (sampler(den, x, timestep_pairs(1000, n, "trailing"), progress=False) - ref)
         .norm(dim=1)
         .mean()
         .item()
@@ -257,7 +255,7 @@ def test_heun_uses_two_evaluations_per_step_but_the_last() -> None:
         calls.append(int(t[0]))
         return linear_model(x, t)
 
-    sample_heun(counting, noise(4, 9), s, timestep_pairs(1000, 6, "trailing"), progress=False)
+    sample_heun(Denoiser(counting, s), noise(4, 9), timestep_pairs(1000, 6, "trailing"), progress=False)
     assert len(calls) == 2 * 6 - 1
 
 
@@ -271,20 +269,19 @@ def test_ddim_inversion_roundtrip() -> None:
         return torch.full_like(x, 0.3)
 
     # with an eps that does not depend on (x, t), inversion and sampling are exact inverses
-    z = ddim_invert(constant, x0, s, pairs, progress=False)
+    const = Denoiser(constant, s)
+    z = ddim_invert(const, x0, pairs, progress=False)
     torch.testing.assert_close(
-        sample_ddim(constant, z, s, pairs, progress=False), x0, rtol=1e-9, atol=1e-9
+        sample_ddim(const, z, pairs, progress=False), x0, rtol=1e-9, atol=1e-9
     )
     # with the exact mixture eps, reconstruction error is small and shrinks with more steps
     gm = target()
-    model = gm.eps_model(s)
+    model = Denoiser(gm.eps_model(s), s)
     data = gm.sample(2000, generator=torch.Generator().manual_seed(11))
     errs = []
     for n in (50, 200):
         p = timestep_pairs(1000, n, "leading")
-        back = sample_ddim(
-            model, ddim_invert(model, data, s, p, progress=False), s, p, progress=False
-        )
+        back = sample_ddim(model, ddim_invert(model, data, p, progress=False), p, progress=False)
         errs.append((back - data).norm(dim=1).median().item())
     assert errs[1] < 0.05 and errs[1] < errs[0]
 
@@ -294,14 +291,14 @@ def test_ddim_inversion_roundtrip() -> None:
 def test_zero_terminal_snr_eps_prediction_raises(name: str) -> None:
     s = make_schedule("linear", 1000, rescale_zero_terminal_snr=True)
     x = noise(4, 12)
+    den = Denoiser(linear_model, s)
     with pytest.raises(ValueError, match="eps-prediction is undefined at t=999.*v-prediction"):
-        SAMPLERS[name](linear_model, x, s, timestep_pairs(1000, 10, "trailing"), progress=False)
+        SAMPLERS[name](den, x, timestep_pairs(1000, 10, "trailing"), progress=False)
     # v-prediction is fine there, and eps with leading spacing never visits t = T-1
-    out = SAMPLERS[name](
-        linear_model, x, s, timestep_pairs(1000, 10, "trailing"), prediction="v", progress=False
-    )
+    v_den = den.replace(prediction="v")
+    out = SAMPLERS[name](v_den, x, timestep_pairs(1000, 10, "trailing"), progress=False)
     assert torch.isfinite(out).all()
-    out = SAMPLERS[name](linear_model, x, s, timestep_pairs(1000, 10, "leading"), progress=False)
+    out = SAMPLERS[name](den, x, timestep_pairs(1000, 10, "leading"), progress=False)
     assert torch.isfinite(out).all()
 
 
@@ -309,26 +306,30 @@ def test_bad_options_raise() -> None:
     s = make_schedule("linear", 100)
     x = noise(4, 13)
     pairs = timestep_pairs(100, 5, "trailing")
+    den = Denoiser(linear_model, s)
+    # the denoiser's options are checked where the denoiser is built
     with pytest.raises(ValueError, match="'epsilon'.*eps, x0, v"):
-        sample_ddim(linear_model, x, s, pairs, prediction="epsilon", progress=False)  # type: ignore[arg-type]
+        Denoiser(linear_model, s, prediction="epsilon")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="choose one of clip_x0"):
-        sample_ddim(linear_model, x, s, pairs, clip_x0=True, threshold=0.99, progress=False)
+        Denoiser(linear_model, s, clip_x0=True, threshold=0.99)
     with pytest.raises(ValueError, match="quantile in \\(0, 1\\]"):
-        sample_dpm_solver_pp(linear_model, x, s, pairs, threshold=99.5, progress=False)
+        Denoiser(linear_model, s, threshold=99.5)
+    with pytest.raises(TypeError, match="must be a Denoiser.*Denoiser\\(net, schedule"):
+        sample_ddim(linear_model, x, pairs, progress=False)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="eta must lie in \\[0, 1\\]"):
-        sample_ddim(linear_model, x, s, pairs, eta=1.5, progress=False)
+        sample_ddim(den, x, pairs, eta=1.5, progress=False)
     with pytest.raises(ValueError, match="'learned'.*fixed_small, fixed_large"):
-        sample_ddpm(linear_model, x, s, pairs, variance="learned", progress=False)  # type: ignore[arg-type]
+        sample_ddpm(den, x, pairs, variance="learned", progress=False)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="order must be 1 or 2"):
-        sample_dpm_solver_pp(linear_model, x, s, pairs, order=3, progress=False)  # type: ignore[arg-type]
+        sample_dpm_solver_pp(den, x, pairs, order=3, progress=False)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="'middle'.*source, target"):
-        ddim_invert(linear_model, x, s, pairs, eval_at="middle", progress=False)  # type: ignore[arg-type]
+        ddim_invert(den, x, pairs, eval_at="middle", progress=False)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="must chain"):
-        sample_ddim(linear_model, x, s, [(99, 50), (40, -1)], progress=False)
+        sample_ddim(den, x, [(99, 50), (40, -1)], progress=False)
     with pytest.raises(ValueError, match="model output has shape"):
-        sample_ddim(lambda a, t: a[:, :1], x, s, pairs, progress=False)
+        sample_ddim(Denoiser(lambda a, t: a[:, :1], s), x, pairs, progress=False)
     with pytest.raises(ValueError, match="set_alpha_to_one=False"):
-        ddim_invert(linear_model, x, s, pairs, prediction="x0", progress=False)
+        ddim_invert(den.replace(prediction="x0"), x, pairs, progress=False)
 
 
 def test_dynamic_threshold() -> None:
@@ -358,11 +359,9 @@ def test_samplers_accept_any_shape(shape: tuple[int, ...], name: str) -> None:
     )
     kw = {"generator": torch.Generator().manual_seed(0)} if name in ("ddpm", "ddim", "lcm") else {}
     out = SAMPLERS[name](
-        linear_model,
+        Denoiser(linear_model, s, clip_x0=True),
         x,
-        s,
         pairs,
-        clip_x0=True,
         callback=lambda i, t, xt, x0: seen.append((i, t, xt.shape)),
         progress=False,
         **kw,

@@ -11,8 +11,11 @@ from diffusion_notes.diffusion import q_posterior
 from diffusion_notes.schedules import (
     SCHEDULE_NAMES,
     Schedule,
+    alpha_bar_at,
     extract,
+    final_alpha_bar,
     make_schedule,
+    posterior_coefficients,
     rescale_zero_terminal_snr,
 )
 
@@ -149,3 +152,31 @@ def test_bad_betas_raise(betas: list) -> None:
 def test_bad_T_raises() -> None:
     with pytest.raises(ValueError, match="T must be a positive integer"):
         make_schedule("linear", 0)
+
+
+def test_final_alpha_bar_choice() -> None:
+    s = make_schedule("linear", 1000)
+    assert final_alpha_bar(s, True) == 1.0
+    assert final_alpha_bar(s, False) == pytest.approx(1 - 1e-4)
+    assert alpha_bar_at(s, -1, set_alpha_to_one=False) == float(s.alpha_bar[0])
+    assert alpha_bar_at(s, 500) == float(s.alpha_bar[500])
+    # the tensor view of alpha_bar at t - 1 uses the same value at t = -1
+    assert s.alpha_bar_padded(False)[0].item() == final_alpha_bar(s, False)
+    assert s.alpha_bar_prev[0].item() == final_alpha_bar(s, True)
+
+
+def test_posterior_coefficients_floats_and_tensors_agree() -> None:
+    """One formula serves the samplers' floats and q_posterior's tensors alike, and it is the
+    posterior: averaging q(x_prev | x_t, x0) over q(x_t | x0) gives back q(x_prev | x0)."""
+    s = make_schedule("cosine", 1000)
+    t, tp = 700, 350
+    ab, ab_p = s.alpha_bar_list[t], s.alpha_bar_list[tp]
+    floats = posterior_coefficients(ab, ab_p)
+    tensors = posterior_coefficients(s.alpha_bar[t], s.alpha_bar[tp])
+    for f, v in zip(floats, tensors, strict=True):
+        assert f == pytest.approx(v.item(), rel=1e-14)
+    # the mean weights reproduce x_prev's marginal mean: sqrt(abar_prev) x0 = c0 x0 + ct a_t x0
+    assert floats.c0 + floats.ct * math.sqrt(ab) == pytest.approx(math.sqrt(ab_p), rel=1e-12)
+    # ... and its variance: 1 - abar_prev = variance + ct^2 (1 - abar_t)
+    total = floats.variance + floats.ct**2 * (1 - ab)
+    assert total == pytest.approx(1 - ab_p, rel=1e-12)

@@ -5,12 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from diffusion_notes.schedules import make_schedule
+from diffusion_notes.timesteps import INDEX_SPACINGS as SPACINGS
 from diffusion_notes.timesteps import (
-    INDEX_SPACINGS as SPACINGS,
-    alpha_bar_at,
     check_pairs,
-    final_alpha_bar,
     full_pairs,
     lcm_pairs,
     pairs_from_timesteps,
@@ -82,14 +79,6 @@ def test_stride_arithmetic_is_wrong_for_trailing_and_linspace() -> None:
         assert any(tp != t - 1000 // 30 for t, tp in pairs[:-1]), spacing
     pairs = timestep_pairs(1000, 30, "leading")
     assert all(tp == t - 1000 // 30 for t, tp in pairs[:-1])
-
-
-def test_final_alpha_bar_choice() -> None:
-    s = make_schedule("linear", 1000)
-    assert final_alpha_bar(s, True) == 1.0
-    assert final_alpha_bar(s, False) == pytest.approx(1 - 1e-4)
-    assert alpha_bar_at(s, -1, set_alpha_to_one=False) == float(s.alpha_bar[0])
-    assert alpha_bar_at(s, 500) == float(s.alpha_bar[500])
 
 
 def test_n_steps_greater_than_T_raises() -> None:

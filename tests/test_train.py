@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_notes.cache import CheckpointError, atomic_save, load_checkpoint
+from diffusion_notes.checkpoints import CheckpointError, atomic_save, load_checkpoint
 from diffusion_notes.train import (
     CHECKPOINT_NAME,
     TrainConfig,
@@ -197,7 +197,7 @@ def test_atomic_save_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
     [
         ({"data": "mnist"}, "choose one of digits, digits16"),
         ({"model": "transformer"}, "choose one of mlp, unet"),
-        ({"data": "swiss_roll", "model": "unet"}, "use 'unet' for digits"),
+        ({"data": "swiss_roll", "model": "unet"}, "does not fit data 'swiss_roll'.*use 'mlp'"),
         ({"prediction": "score"}, "choose one of eps, x0, v"),
         ({"steps": 0}, "steps must be >= 1"),
         ({"label_dropout": 0.1}, "needs class_conditional"),

@@ -42,6 +42,7 @@ from diffusion_notes import get_device, is_smoke, pick
 from diffusion_notes.cache import get_or_train
 from diffusion_notes.data.toy2d import make_toy2d
 from diffusion_notes.plots import plot_loss_curve
+from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.samplers import sample_ddpm
 from diffusion_notes.train import make_schedule_for, preset
 
@@ -91,7 +92,7 @@ plt.show()
 # %%
 n = pick(2000, 300)
 g = torch.Generator().manual_seed(0)
-x_T = torch.randn(n, 2, generator=g).to(device)
+x_T = torch.randn(n, *config.dataset.shape, generator=g).to(device)
 T = schedule.T
 keep = sorted({T - 1, int(0.7 * T), int(0.5 * T), int(0.3 * T), int(0.15 * T), int(0.05 * T)},
               reverse=True)
@@ -105,7 +106,7 @@ def record(i: int, t: int, xt: torch.Tensor, x0_pred: torch.Tensor) -> None:
 
 
 start = time.perf_counter()
-samples = sample_ddpm(model, x_T, schedule, generator=g, callback=record).cpu()
+samples = sample_ddpm(Denoiser(model, schedule), x_T, generator=g, callback=record).cpu()
 print(f"{n} samples, {T} steps: {time.perf_counter() - start:.1f} s")
 snapshots[0] = samples
 
@@ -141,7 +142,7 @@ def track(i: int, t: int, xt: torch.Tensor, x0_pred: torch.Tensor) -> None:
 
 g_track = torch.Generator().manual_seed(1)
 x_start = torch.randn(len(paths), 2, generator=g_track).to(device)
-sample_ddpm(model, x_start, schedule, generator=g_track, callback=track, progress=False)
+sample_ddpm(Denoiser(model, schedule), x_start, generator=g_track, callback=track, progress=False)
 fig, ax = plt.subplots(figsize=(4.6, 4.6))
 ax.scatter(data[:, 0], data[:, 1], s=1, c="0.85")
 for k, path in paths.items():
@@ -200,7 +201,7 @@ plt.show()
 # We start from the *same* $x_T$ and run the chain with `add_noise=False`.
 
 # %%
-no_noise = sample_ddpm(model, x_T, schedule, add_noise=False).cpu()
+no_noise = sample_ddpm(Denoiser(model, schedule), x_T, add_noise=False).cpu()
 print(f"spread (std per coordinate): data {data.std(0).mean():.3f}, "
       f"DDPM {samples.std(0).mean():.3f}, without noise {no_noise.std(0).mean():.3f}")
 print(f"samples -> data:  DDPM {mean_nn_distance(samples, data[:n]):.4f}, "

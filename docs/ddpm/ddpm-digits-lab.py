@@ -48,6 +48,7 @@ from diffusion_notes.diffusion import (
 )
 from diffusion_notes.metrics import get_digit_classifier, label_entropy, score_digits
 from diffusion_notes.plots import plot_loss_curve
+from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.samplers import sample_ddpm
 from diffusion_notes.schedules import extract
 from diffusion_notes.train import make_schedule_for, preset
@@ -97,7 +98,7 @@ plt.show()
 # %%
 n = pick(500, 32)
 g = torch.Generator().manual_seed(0)
-x_T = torch.randn(n, 1, 8, 8, generator=g).to(device)
+x_T = torch.randn(n, *config.dataset.shape, generator=g).to(device)
 keep = sorted({T - 1} | {int(f * T) for f in (0.8, 0.6, 0.45, 0.3, 0.2, 0.1, 0.05)} | {0},
               reverse=True)
 traj_xt: dict[int, torch.Tensor] = {}
@@ -111,7 +112,7 @@ def record(i: int, t: int, xt: torch.Tensor, x0_pred: torch.Tensor) -> None:
 
 
 start = time.perf_counter()
-samples = sample_ddpm(model, x_T, schedule, generator=g, callback=record).cpu()
+samples = sample_ddpm(Denoiser(model, schedule), x_T, generator=g, callback=record).cpu()
 sample_seconds = time.perf_counter() - start
 print(f"{n} samples x {T} steps in {sample_seconds:.1f} s")
 
@@ -264,7 +265,7 @@ plt.show()
 # %%
 n_fail = pick(200, 16)
 start = time.perf_counter()
-no_noise = sample_ddpm(model, x_T[:n_fail], schedule, add_noise=False).cpu()
+no_noise = sample_ddpm(Denoiser(model, schedule), x_T[:n_fail], add_noise=False).cpu()
 print(f"{n_fail} samples without noise in {time.perf_counter() - start:.1f} s")
 print(f"pixel std over images: data {digits.images.std(0).mean():.3f}, "
       f"DDPM {samples.std(0).mean():.3f}, no noise {no_noise.std(0).mean():.3f}")

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from diffusion_notes import get_device, is_smoke, pick
 from diffusion_notes.cache import get_or_train
 from diffusion_notes.data.digits import digits_split
+from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.metrics import get_digit_classifier, score_digits_held_out
 from diffusion_notes.samplers import ddim_invert, sample_ddim
 from diffusion_notes.timesteps import timestep_pairs
@@ -54,10 +55,9 @@ print(f"device: {device}; smoke mode: {is_smoke()}; model {info.path.name} "
       f"({'cache' if info.from_cache else 'trained now'}, {info.steps} steps); T = {T}")
 
 
-def conditional(labels: torch.Tensor):
-    """The network as a sampler's model(x, t), conditioned on fixed labels."""
-    labels = labels.to(device)
-    return lambda x, t: net(x, t, labels)
+def conditional(labels: torch.Tensor) -> Denoiser:
+    """The network as the samplers take it (eps-prediction), conditioned on fixed labels."""
+    return Denoiser(net, schedule, prediction=config.prediction, cond=labels.to(device))
 
 
 def grid(images: torch.Tensor, rows: int) -> torch.Tensor:
@@ -83,7 +83,7 @@ step_counts = pick([1, 2, 5, 10, 20, 50], [1, 2])
 results = {}
 for steps in tqdm(step_counts, desc="steps sweep"):
     start = time.perf_counter()
-    y = sample_ddim(conditional(labels), x_T, schedule, timestep_pairs(T, steps, "trailing"),
+    y = sample_ddim(conditional(labels), x_T, timestep_pairs(T, steps, "trailing"),
                     progress=False).cpu()
     seconds = time.perf_counter() - start
     score = score_digits_held_out(y, classifier)
@@ -120,7 +120,7 @@ etas = pick([0.0, 0.25, 0.5, 1.0], [0.0, 1.0])
 print(f"{'eta':>5} {'FD':>8} {'class acc':>9}")
 eta_fd = {}
 for eta in tqdm(etas, desc="eta sweep"):
-    y = sample_ddim(conditional(labels), x_T, schedule, timestep_pairs(T, eta_steps, "trailing"),
+    y = sample_ddim(conditional(labels), x_T, timestep_pairs(T, eta_steps, "trailing"),
                     eta=eta, generator=torch.Generator().manual_seed(1), progress=False).cpu()
     sc = score_digits_held_out(y, classifier)
     with torch.no_grad():
@@ -145,8 +145,8 @@ inv_steps = pick([5, 10, 20, 50, 100], [2, 4])
 recon = {}
 for steps in tqdm(inv_steps, desc="inversion"):
     pairs = timestep_pairs(T, steps, "trailing")
-    z = ddim_invert(conditional(y0), x0, schedule, pairs, progress=False)
-    back = sample_ddim(conditional(y0), z, schedule, pairs, progress=False)
+    z = ddim_invert(conditional(y0), x0, pairs, progress=False)
+    back = sample_ddim(conditional(y0), z, pairs, progress=False)
     recon[steps] = (z.cpu(), back.cpu(), (back - x0).pow(2).mean().sqrt().item())
 print("steps  RMS error per pixel (data in [-1, 1])   latent std")
 for steps, (z, _, err) in recon.items():
@@ -194,8 +194,8 @@ for digit in pick([3, 7], [3]):
     lin = torch.stack([(1 - u) * za + u * zb for u in us]).to(device)
     lab = torch.full((len(us),), digit)
     pairs = timestep_pairs(T, pick(20, 2), "trailing")
-    rows.append(sample_ddim(conditional(lab), zs, schedule, pairs, progress=False).cpu())
-    rows.append(sample_ddim(conditional(lab), lin, schedule, pairs, progress=False).cpu())
+    rows.append(sample_ddim(conditional(lab), zs, pairs, progress=False).cpu())
+    rows.append(sample_ddim(conditional(lab), lin, pairs, progress=False).cpu())
     print(f"digit {digit}: noise norm along slerp {[round(v.norm().item(), 2) for v in zs]}")
     print(f"digit {digit}: noise norm along lerp  {[round(v.norm().item(), 2) for v in lin]}")
 plt.figure(figsize=(len(us) * 0.9, len(rows) * 1.0))

@@ -38,14 +38,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from diffusion_notes.cache import (
+from diffusion_notes.cache_store import cache_root, config_hash
+from diffusion_notes.checkpoints import (
     CheckpointError,
     atomic_save,
-    cache_root,
-    config_hash,
     load_checkpoint,
     wrap_checkpoint,
 )
+from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.diffusion import x0_eps_from_output
 from diffusion_notes.samplers import sample_ddim, sample_lcm
 from diffusion_notes.schedules import Schedule, extract
@@ -385,7 +385,7 @@ def sample_student(
     y = labels.to(dev)
     net = with_w(student, w)
     pairs = lcm_pairs(schedule.T, n_steps, original_steps=schedule.T // skip)
-    return sample_lcm(lambda xt, t: net(xt, t, y), x, schedule, pairs, generator=generator,
+    return sample_lcm(Denoiser(net, schedule, cond=y), x, pairs, generator=generator,
                       progress=progress)
 
 
@@ -410,6 +410,6 @@ def sample_guided_ddim(
     wt = torch.full((len(labels),), float(w), device=dev)
     pairs = timestep_pairs(schedule.T, n_steps, "trailing")
     if w == 0:
-        return sample_ddim(lambda xt, t: teacher(xt, t, y), x, schedule, pairs, progress=progress)
-    return sample_ddim(lambda xt, t: guided_eps(teacher, xt, t, y, wt), x, schedule, pairs,
-                       progress=progress)
+        return sample_ddim(Denoiser(teacher, schedule, cond=y), x, pairs, progress=progress)
+    guided = Denoiser(lambda xt, t, yy: guided_eps(teacher, xt, t, yy, wt), schedule, cond=y)
+    return sample_ddim(guided, x, pairs, progress=progress)

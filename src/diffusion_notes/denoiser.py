@@ -21,16 +21,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 
-from diffusion_notes.diffusion import Prediction, check_prediction, x0_eps_from_output
+from diffusion_notes.diffusion import (
+    Model,
+    Prediction,
+    check_prediction,
+    eps_from_x0_at,
+    x0_eps_from_output,
+)
 from diffusion_notes.schedules import Schedule
-
-Net = Callable[..., torch.Tensor]  # net(x, t) or net(x, t, cond); t is a LongTensor (B,)
 
 
 class Denoised(NamedTuple):
@@ -62,7 +65,7 @@ class Denoiser:
     the network at ``t = 0`` for the level ``t_prev = -1``); by default it is ``abar[t]``.
     """
 
-    net: Net
+    net: Model  # net(x, t) or net(x, t, cond); t is a LongTensor (B,)
     schedule: Schedule
     prediction: Prediction = "eps"
     clip_x0: bool = False
@@ -134,8 +137,7 @@ class Denoiser:
             x0 = d.x0.clamp(-self.clip_range, self.clip_range)
         if not self.recompute_eps:
             return Denoised(x0, d.eps)
-        a, s = self.coefficients(t, alpha_bar)
-        return Denoised(x0, (x - a * x0) / s)
+        return Denoised(x0, eps_from_x0_at(x, x0, *self.coefficients(t, alpha_bar)))
 
     def __call__(self, x: torch.Tensor, t: int, *, alpha_bar: float | None = None) -> Denoised:
         return self.postprocess(x, self.raw(x, t, alpha_bar=alpha_bar), t, alpha_bar=alpha_bar)

@@ -16,15 +16,17 @@ from typing import Literal, get_args
 import torch
 from tqdm import tqdm  # text bars: no ipywidgets needed in notebooks
 
-from diffusion_notes.schedules import Schedule, extract
+from diffusion_notes.schedules import Schedule, extract, posterior_coefficients
 
 Prediction = Literal["eps", "x0", "v"]
 PREDICTIONS: tuple[str, ...] = get_args(Prediction)
 Variance = Literal["fixed_small", "fixed_large"]
 VARIANCES: tuple[str, ...] = get_args(Variance)
-Model = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# A network: model(x_t, t) or model(x_t, t, cond), t a LongTensor (B,); output shaped like x_t.
+Model = Callable[..., torch.Tensor]
 
 TimeArg = torch.Tensor | int
+Coef = float | torch.Tensor  # a scalar coefficient, or a tensor that broadcasts against x_t
 
 
 def check_prediction(prediction: str) -> None:
@@ -49,12 +51,12 @@ class Posterior:
 
 
 def _alpha_bar_prev(schedule: Schedule, t: TimeArg, t_prev: TimeArg | None) -> torch.Tensor:
-    """alpha_bar at t_prev (default t - 1), with 1 at t_prev = -1, as a float64 (B,) tensor."""
+    """alpha_bar at t_prev (default t - 1) as a float64 (B,) tensor, the value at -1 being
+    :func:`~diffusion_notes.schedules.final_alpha_bar` (1)."""
     if t_prev is None:
         return extract(schedule.alpha_bar_prev, t, schedule.betas).reshape(-1)
     tp = torch.as_tensor(t_prev).reshape(-1).long().cpu()
-    padded = torch.cat([schedule.alpha_bar.new_ones(1), schedule.alpha_bar])  # index tp + 1
-    return padded[tp + 1]
+    return schedule.alpha_bar_padded()[tp + 1]
 
 
 def q_posterior(
@@ -67,18 +69,12 @@ def q_posterior(
 ) -> Posterior:
     """The forward-process posterior ``q(x_{t_prev} | x_t, x_0)`` (Ho et al. 2020, eqs. 6-7).
 
-    With ``t_prev = t - 1`` (default) it is ``N(c0 x0 + ct x_t, beta tilde_t)`` with
-    ``c0 = sqrt(abar_{t-1}) beta_t / (1 - abar_t)``, ``ct = sqrt(alpha_t)(1 - abar_{t-1})/(1 - abar_t)``.
-    For a skip ``t -> t_prev`` the same formulas hold with ``alpha_t`` replaced by
-    ``abar_t / abar_{t_prev}`` (the one-step process between the two noise levels).
+    With ``t_prev = t - 1`` (default) it is ``N(c0 x0 + ct x_t, beta tilde_t)``; for a skip
+    ``t -> t_prev`` the same formulas hold with ``alpha_t`` replaced by ``abar_t / abar_{t_prev}``
+    (the coefficients: :func:`~diffusion_notes.schedules.posterior_coefficients`).
     """
     ab = extract(schedule.alpha_bar, t, schedule.betas).reshape(-1)
-    ab_prev = _alpha_bar_prev(schedule, t, t_prev)
-    alpha = ab / ab_prev  # effective one-step alpha between the two levels
-    beta = 1.0 - alpha
-    c0 = ab_prev.sqrt() * beta / (1.0 - ab)
-    ct = alpha.sqrt() * (1.0 - ab_prev) / (1.0 - ab)
-    var = beta * (1.0 - ab_prev) / (1.0 - ab)
+    c0, ct, var, _ = posterior_coefficients(ab, _alpha_bar_prev(schedule, t, t_prev))
 
     def shaped(v: torch.Tensor) -> torch.Tensor:
         return v.to(device=xt.device, dtype=xt.dtype).reshape(-1, *([1] * (xt.ndim - 1)))
@@ -89,35 +85,68 @@ def q_posterior(
 
 
 # -- parameterisations -----------------------------------------------------------------------
+# Each conversion is written once, for ``a = sqrt(abar)`` and ``s = sqrt(1 - abar)`` given as
+# Python floats or as tensors that broadcast against x_t (``x_t = a x0 + s eps``); the
+# schedule-indexed functions below and the denoiser both call these.
+def x0_from_eps_at(xt: torch.Tensor, eps: torch.Tensor, a: Coef, s: Coef) -> torch.Tensor:
+    """x0 = (x_t - s eps) / a (invert Ho et al. 2020, eq. 4); undefined where abar = 0."""
+    return (xt - s * eps) / a
+
+
+def eps_from_x0_at(xt: torch.Tensor, x0: torch.Tensor, a: Coef, s: Coef) -> torch.Tensor:
+    """eps = (x_t - a x0) / s; undefined where abar = 1."""
+    return (xt - a * x0) / s
+
+
+def v_at(x0: torch.Tensor, eps: torch.Tensor, a: Coef, s: Coef) -> torch.Tensor:
+    """v = a eps - s x0 (Salimans & Ho 2022, sec. 4)."""
+    return a * eps - s * x0
+
+
+def x0_from_v_at(xt: torch.Tensor, v: torch.Tensor, a: Coef, s: Coef) -> torch.Tensor:
+    """x0 = a x_t - s v (uses a^2 + s^2 = 1)."""
+    return a * xt - s * v
+
+
+def eps_from_v_at(xt: torch.Tensor, v: torch.Tensor, a: Coef, s: Coef) -> torch.Tensor:
+    """eps = s x_t + a v."""
+    return s * xt + a * v
+
+
+def _a_s(schedule: Schedule, t: TimeArg, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(sqrt(abar_t), sqrt(1 - abar_t))`` shaped to broadcast against ``like``."""
+    return extract(schedule.sqrt_alpha_bar, t, like), extract(schedule.sigma, t, like)
+
+
 def predict_x0_from_eps(
     schedule: Schedule, xt: torch.Tensor, t: TimeArg, eps: torch.Tensor
 ) -> torch.Tensor:
-    """x0 = (x_t - s_t eps) / a_t (invert Ho et al. 2020 eq. 4); undefined where abar_t = 0."""
-    return (xt - extract(schedule.sigma, t, xt) * eps) / extract(schedule.sqrt_alpha_bar, t, xt)
+    """x0 = (x_t - s_t eps) / a_t (:func:`x0_from_eps_at` at timestep ``t``)."""
+    return x0_from_eps_at(xt, eps, *_a_s(schedule, t, xt))
 
 
 def predict_eps_from_x0(
     schedule: Schedule, xt: torch.Tensor, t: TimeArg, x0: torch.Tensor
 ) -> torch.Tensor:
-    """eps = (x_t - a_t x0) / s_t."""
-    return (xt - extract(schedule.sqrt_alpha_bar, t, xt) * x0) / extract(schedule.sigma, t, xt)
+    """eps = (x_t - a_t x0) / s_t (:func:`eps_from_x0_at` at timestep ``t``)."""
+    return eps_from_x0_at(xt, x0, *_a_s(schedule, t, xt))
 
 
 def v_from_x0_eps(
     schedule: Schedule, x0: torch.Tensor, t: TimeArg, eps: torch.Tensor
 ) -> torch.Tensor:
-    """v = a_t eps - s_t x0 (Salimans & Ho 2022, sec. 4)."""
-    return extract(schedule.sqrt_alpha_bar, t, x0) * eps - extract(schedule.sigma, t, x0) * x0
+    """v = a_t eps - s_t x0 (:func:`v_at` at timestep ``t``)."""
+    return v_at(x0, eps, *_a_s(schedule, t, x0))
 
 
 def x0_from_v(schedule: Schedule, xt: torch.Tensor, t: TimeArg, v: torch.Tensor) -> torch.Tensor:
-    """x0 = a_t x_t - s_t v (uses a_t^2 + s_t^2 = 1)."""
-    return extract(schedule.sqrt_alpha_bar, t, xt) * xt - extract(schedule.sigma, t, xt) * v
+    """x0 = a_t x_t - s_t v (:func:`x0_from_v_at` at timestep ``t``)."""
+    return x0_from_v_at(xt, v, *_a_s(schedule, t, xt))
 
 
 def eps_from_v(schedule: Schedule, xt: torch.Tensor, t: TimeArg, v: torch.Tensor) -> torch.Tensor:
-    """eps = s_t x_t + a_t v."""
-    return extract(schedule.sigma, t, xt) * xt + extract(schedule.sqrt_alpha_bar, t, xt) * v
+    """eps = s_t x_t + a_t v (:func:`eps_from_v_at` at timestep ``t``)."""
+    return eps_from_v_at(xt, v, *_a_s(schedule, t, xt))
 
 
 def score_from_eps(
@@ -128,24 +157,19 @@ def score_from_eps(
 
 
 def x0_eps_from_output(
-    output: torch.Tensor,
-    xt: torch.Tensor,
-    a: float | torch.Tensor,
-    s: float | torch.Tensor,
-    prediction: Prediction,
+    output: torch.Tensor, xt: torch.Tensor, a: Coef, s: Coef, prediction: Prediction
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(x0, eps)`` from a network output of type ``prediction`` at ``x_t = a x0 + s eps``.
 
     ``a = sqrt(abar_t)`` and ``s = sqrt(1 - abar_t)`` are floats or tensors that broadcast
-    against ``xt``. eps: ``x0 = (x_t - s eps) / a``; x0: ``eps = (x_t - a x0) / s``;
-    v (Salimans & Ho 2022, sec. 4): ``x0 = a x_t - s v``, ``eps = s x_t + a v``.
+    against ``xt``; the conversions are the ``*_at`` functions above.
     """
     if prediction == "eps":
-        return (xt - s * output) / a, output
+        return x0_from_eps_at(xt, output, a, s), output
     if prediction == "x0":
-        return output, (xt - a * output) / s
+        return output, eps_from_x0_at(xt, output, a, s)
     if prediction == "v":
-        return a * xt - s * output, s * xt + a * output
+        return x0_from_v_at(xt, output, a, s), eps_from_v_at(xt, output, a, s)
     check_prediction(prediction)
     raise AssertionError("unreachable")
 
@@ -155,8 +179,7 @@ def to_x0_eps(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Turn a network output of type ``prediction`` into the pair ``(x0, eps)``."""
     check_prediction(prediction)
-    a, s = extract(schedule.sqrt_alpha_bar, t, xt), extract(schedule.sigma, t, xt)
-    return x0_eps_from_output(output, xt, a, s, prediction)
+    return x0_eps_from_output(output, xt, *_a_s(schedule, t, xt), prediction)
 
 
 # -- training loss -----------------------------------------------------------------------------

@@ -3,9 +3,9 @@
 * A small CNN (:class:`~diffusion_notes.models.DigitClassifier`) is trained here on a
   stratified 80 % of scikit-learn's digits; its accuracy on the other 20 % is reported.
 * **Digits FD** is the Fréchet distance between Gaussian fits of its penultimate features,
-  the recipe of FID (Heusel et al., 2017) with a digit network in place of Inception:
+  the recipe of FID (Heusel et al. 2017) with a digit network in place of Inception:
   ``FD = |mu_1 - mu_2|^2 + tr(S_1 + S_2 - 2 (S_1^{1/2} S_2 S_1^{1/2})^{1/2})``.
-* **Precision / recall** follow Kynkäänniemi et al. (2019): each set is covered by balls
+* **Precision / recall** follow Kynkäänniemi et al. 2019: each set is covered by balls
   around its points with radius the distance to the k-th nearest neighbour in the same set;
   precision is the share of generated points inside the real cover, recall the share of real
   points inside the generated cover.
@@ -23,14 +23,8 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from diffusion_notes.cache import (
-    CheckpointError,
-    atomic_save,
-    cache_root,
-    config_hash,
-    load_checkpoint,
-    wrap_checkpoint,
-)
+from diffusion_notes.cache import cache_root, config_hash, load_or_build
+from diffusion_notes.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_notes.data.digits import digits_split, load_digits_tensor, split_indices
 from diffusion_notes.models.classifier import DigitClassifier
 
@@ -123,31 +117,28 @@ def train_digit_classifier(
 def get_digit_classifier(
     *, device: str | torch.device = "cpu", root: str | os.PathLike[str] | None = None
 ) -> tuple[DigitClassifier, ClassifierInfo]:
-    """The digit classifier from the model cache, trained (a few seconds) when missing."""
+    """The digit classifier from the model cache, trained (a few seconds) when missing, through
+    the same load-or-train path as the diffusion models (:func:`~diffusion_notes.cache.load_or_build`)."""
     root = Path(root) if root is not None else cache_root()
     path = root / "models" / f"digit-classifier-{config_hash(_CLASSIFIER_SETTINGS)}.pt"
-    if path.is_file():
-        try:
-            ckpt = load_checkpoint(path, kind="digit-classifier")
-            model = DigitClassifier(feature_dim=int(ckpt["feature_dim"]))
-            model.load_state_dict(ckpt["model"])
-        except (CheckpointError, RuntimeError, KeyError):
-            pass  # unreadable or stale: retrain below
-        else:
-            info = ClassifierInfo(float(ckpt["accuracy"]), int(ckpt["n_train"]),
-                                  int(ckpt["n_held_out"]), path, True)
-            return model.to(device).eval(), info
-    model, info = train_digit_classifier(seed=_CLASSIFIER_SETTINGS["seed"])
-    atomic_save(
-        wrap_checkpoint("digit-classifier", {
+
+    def load(p: Path) -> tuple[DigitClassifier, dict]:
+        ckpt = load_checkpoint(p, kind="digit-classifier")
+        model = DigitClassifier(feature_dim=int(ckpt["feature_dim"]))
+        model.load_state_dict(ckpt["model"])
+        return model, ckpt
+
+    def build(folder: Path) -> Path:
+        model, info = train_digit_classifier(seed=_CLASSIFIER_SETTINGS["seed"])
+        return save_checkpoint("digit-classifier", {
             "model": model.state_dict(), "feature_dim": model.feature_dim,
             "accuracy": info.accuracy, "n_train": info.n_train, "n_held_out": info.n_held_out,
-        }),
-        path,
-    )
-    return model.to(device).eval(), ClassifierInfo(
-        info.accuracy, info.n_train, info.n_held_out, path, False
-    )
+        }, folder / path.name)
+
+    (model, ckpt), from_cache = load_or_build(path, load, build)
+    info = ClassifierInfo(float(ckpt["accuracy"]), int(ckpt["n_train"]), int(ckpt["n_held_out"]),
+                          path, from_cache)
+    return model.to(device).eval(), info
 
 
 @torch.no_grad()
@@ -221,7 +212,7 @@ def _kth_nn_radius(f: torch.Tensor, k: int) -> torch.Tensor:
 def precision_recall(
     real: torch.Tensor, fake: torch.Tensor, k: int = 3
 ) -> PrecisionRecall:
-    """Improved precision and recall of Kynkäänniemi et al. (2019) on feature vectors."""
+    """Improved precision and recall (Kynkäänniemi et al. 2019) on feature vectors."""
     if k < 1 or k >= min(len(real), len(fake)):
         raise ValueError(f"k must be in 1..{min(len(real), len(fake)) - 1}, got {k}")
     real, fake = real.to(torch.float64), fake.to(torch.float64)

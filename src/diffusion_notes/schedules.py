@@ -10,6 +10,11 @@ only at the point of use through :func:`extract`:
 * ``posterior_variance[t] = beta_t (1 - alpha_bar[t-1]) / (1 - alpha_bar[t])``  (beta tilde,
   Ho et al. 2020, eq. 7)
 
+Two scalar formulas live here once, for tensors and for the Python floats that samplers
+precompute alike: :func:`posterior_coefficients` (the mean weights and variance of
+``q(x_{t_prev} | x_t, x_0)``) and :func:`final_alpha_bar` (what ``alpha_bar`` means at
+``t_prev = -1``, diffusers' ``set_alpha_to_one``), read through :func:`alpha_bar_at`.
+
 Names follow diffusers' ``beta_schedule`` values where they exist ("cosine" is diffusers'
 "squaredcos_cap_v2").
 """
@@ -19,7 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal, get_args
+from typing import Literal, NamedTuple, TypeVar, get_args
 
 import torch
 
@@ -27,6 +32,37 @@ ScheduleName = Literal["linear", "scaled_linear", "cosine", "sigmoid"]
 SCHEDULE_NAMES: tuple[str, ...] = get_args(ScheduleName)
 
 _F64 = torch.float64
+Num = TypeVar("Num", float, torch.Tensor)
+
+
+class PosteriorCoefficients(NamedTuple):
+    """``q(x_{t_prev} | x_t, x_0) = N(c0 x0 + ct x_t, variance)``; ``beta`` is the one-step beta
+    between the two levels (the ``fixed_large`` variance)."""
+
+    c0: float | torch.Tensor
+    ct: float | torch.Tensor
+    variance: float | torch.Tensor
+    beta: float | torch.Tensor
+
+
+def posterior_coefficients(ab: Num, ab_prev: Num) -> PosteriorCoefficients:
+    """The forward-process posterior from ``alpha_bar_t`` and ``alpha_bar_{t_prev}`` (Ho et al.
+    2020, eq. 7), for Python floats or tensors.
+
+    ``c0 = sqrt(abar_prev) beta / (1 - abar_t)``, ``ct = sqrt(alpha)(1 - abar_prev)/(1 - abar_t)``,
+    ``variance = beta (1 - abar_prev) / (1 - abar_t)`` (beta tilde), where ``alpha = abar_t /
+    abar_prev`` and ``beta = 1 - alpha``: for ``t_prev = t - 1`` these are the paper's one-step
+    alpha_t and beta_t; for a skip they describe the process between the two noise levels.
+    """
+    alpha = ab / ab_prev  # one-step alpha between the two levels
+    beta = 1.0 - alpha
+    c0 = _sqrt(ab_prev) * beta / (1.0 - ab)
+    ct = _sqrt(alpha) * (1.0 - ab_prev) / (1.0 - ab)
+    return PosteriorCoefficients(c0, ct, beta * (1.0 - ab_prev) / (1.0 - ab), beta)
+
+
+def _sqrt(v: Num) -> Num:
+    return v.sqrt() if isinstance(v, torch.Tensor) else math.sqrt(v)
 
 
 @dataclass(frozen=True, eq=False)
@@ -78,8 +114,13 @@ class Schedule:
 
     @cached_property
     def alpha_bar_prev(self) -> torch.Tensor:
-        """``alpha_bar[t-1]`` with ``alpha_bar[-1] := 1`` (no noise before the first step)."""
-        return torch.cat([self.alpha_bar.new_ones(1), self.alpha_bar[:-1]])
+        """``alpha_bar[t-1]``, with :func:`final_alpha_bar` (= 1) at ``t = 0``."""
+        return self.alpha_bar_padded()[:-1]
+
+    def alpha_bar_padded(self, set_alpha_to_one: bool = True) -> torch.Tensor:
+        """``alpha_bar`` at ``t = -1, 0, ..., T-1`` (index ``t + 1``), shape ``(T + 1,)``."""
+        first = torch.tensor([final_alpha_bar(self, set_alpha_to_one)], dtype=_F64)
+        return torch.cat([first, self.alpha_bar])
 
     @cached_property
     def sqrt_alpha_bar(self) -> torch.Tensor:
@@ -103,7 +144,7 @@ class Schedule:
     @cached_property
     def posterior_variance(self) -> torch.Tensor:
         """beta tilde_t = beta_t (1 - abar_{t-1}) / (1 - abar_t) (Ho et al. 2020, eq. 7); 0 at t=0."""
-        return self.betas * (1.0 - self.alpha_bar_prev) / (1.0 - self.alpha_bar)
+        return posterior_coefficients(self.alpha_bar, self.alpha_bar_prev).variance
 
     @cached_property
     def posterior_log_variance_clipped(self) -> torch.Tensor:
@@ -124,6 +165,19 @@ class Schedule:
             f"Schedule(T={self.T}, beta[0]={self.betas[0].item():.3g}, "
             f"beta[-1]={self.betas[-1].item():.3g}, alpha_bar[-1]={self.alpha_bar[-1].item():.3g})"
         )
+
+
+def final_alpha_bar(schedule: Schedule, set_alpha_to_one: bool = True) -> float:
+    """alpha_bar at ``t_prev = -1``: 1 (``set_alpha_to_one=True``, the sampler ends on clean
+    data) or ``alpha_bar[0]`` (diffusers' ``final_alpha_cumprod`` with set_alpha_to_one=False)."""
+    return 1.0 if set_alpha_to_one else schedule.alpha_bar_list[0]
+
+
+def alpha_bar_at(schedule: Schedule, t: int, *, set_alpha_to_one: bool = True) -> float:
+    """``alpha_bar[t]`` as a float for ``t >= 0`` and :func:`final_alpha_bar` for ``t = -1``."""
+    if t < 0:
+        return final_alpha_bar(schedule, set_alpha_to_one)
+    return schedule.alpha_bar_list[t]
 
 
 def _cosine_betas(T: int, *, s: float = 0.008, max_beta: float = 0.999) -> torch.Tensor:

@@ -22,9 +22,9 @@ then made strictly descending (:func:`strictly_descending`). All three start at 
 * ``snr_window``: ``T - 1``, then uniform in log-SNR over the window where the data is decided
   (noise-to-signal ratio from 3 to 0.03, see :mod:`diffusion_notes.placements`).
 
-What ``alpha_bar`` means at ``t_prev = -1`` is a separate choice, diffusers' ``set_alpha_to_one``:
-``True`` uses 1 (the sampler ends on clean data), ``False`` uses ``alpha_bar[0]``
-(``final_alpha_cumprod`` in diffusers). See :func:`final_alpha_bar`.
+Apart from reading the schedule's noise levels for those three, this module is integer logic
+only. What ``alpha_bar`` means at ``t_prev = -1`` is a separate choice, diffusers'
+``set_alpha_to_one``: see :func:`diffusion_notes.schedules.final_alpha_bar`.
 """
 
 from __future__ import annotations
@@ -226,14 +226,3 @@ def check_pairs(pairs: Sequence[tuple[int, int]], T: int) -> list[tuple[int, int
             )
     return out
 
-
-def final_alpha_bar(schedule: Schedule, set_alpha_to_one: bool = True) -> float:
-    """alpha_bar at ``t_prev = -1``: 1 (``set_alpha_to_one=True``) or ``alpha_bar[0]``."""
-    return 1.0 if set_alpha_to_one else float(schedule.alpha_bar[0])
-
-
-def alpha_bar_at(schedule: Schedule, t: int, *, set_alpha_to_one: bool = True) -> float:
-    """``alpha_bar[t]`` for ``t >= 0`` and :func:`final_alpha_bar` for ``t = -1``."""
-    if t < 0:
-        return final_alpha_bar(schedule, set_alpha_to_one)
-    return schedule.alpha_bar_list[t]

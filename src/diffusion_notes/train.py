@@ -1,6 +1,6 @@
 """The training loop: AdamW, EMA weights, gradient clipping, atomic resumable checkpoints, DDP.
 
-One step minimises the simple loss of DDPM [@ho2020denoising, Eq. 14],
+One step minimises the simple loss of DDPM (Ho et al. 2020, eq. 14),
 ``E_{x0, t, eps} |eps - eps_theta(sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, t)|^2``
 (or its x0 / v variants, via :func:`diffusion_notes.diffusion.training_loss`), and then moves
 an exponential moving average of the weights, ``ema <- d * ema + (1 - d) * theta``, which is
@@ -34,15 +34,14 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm  # text bars: no ipywidgets needed in notebooks
 
-from diffusion_notes.cache import CheckpointError, atomic_save, load_checkpoint, wrap_checkpoint
-from diffusion_notes.diffusion import training_loss
+from diffusion_notes.checkpoints import CheckpointError, load_checkpoint, save_checkpoint
+from diffusion_notes.data.registry import DATASETS, Dataset, get_dataset
+from diffusion_notes.diffusion import PREDICTIONS, training_loss
 from diffusion_notes.models import MLPDenoiser, UNet
 from diffusion_notes.runtime import get_device
 from diffusion_notes.schedules import Schedule, make_schedule
 
-DATA_NAMES: tuple[str, ...] = ("digits", "digits16", "digits_train", "digits_latent", "swiss_roll", "moons", "rings", "checkerboard")
 MODEL_NAMES: tuple[str, ...] = ("mlp", "unet")
-PREDICTIONS: tuple[str, ...] = ("eps", "x0", "v")
 CHECKPOINT_NAME = "checkpoint.pt"
 _KIND = "ddpm"
 
@@ -81,14 +80,14 @@ class TrainConfig:
             if not ok:
                 raise ValueError(msg)
 
-        need(self.data in DATA_NAMES, f"data {self.data!r}: choose one of {', '.join(DATA_NAMES)}")
+        need(self.data in DATASETS, f"data {self.data!r}: choose one of {', '.join(DATASETS)}")
         need(self.model in MODEL_NAMES, f"model {self.model!r}: choose one of {', '.join(MODEL_NAMES)}")
         need(self.prediction in PREDICTIONS,
              f"prediction {self.prediction!r}: choose one of {', '.join(PREDICTIONS)}")
-        image = self.data.startswith("digits")
-        need(image == (self.model == "unet"),
-             f"model {self.model!r} does not fit data {self.data!r}: use 'unet' for digits, "
-             "'mlp' for the 2-D sets")
+        ds = self.dataset
+        need(ds.fits(self.model),
+             f"model {self.model!r} does not fit data {self.data!r} (samples of shape "
+             f"{ds.shape}): use {ds.model!r}")
         for name in ("steps", "batch_size", "timesteps", "width", "depth", "n_points"):
             need(getattr(self, name) >= 1, f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("warmup_steps", "checkpoint_every", "grad_clip", "weight_decay"):
@@ -99,13 +98,18 @@ class TrainConfig:
              f"label_dropout must be in [0, 1), got {self.label_dropout}")
         need(self.class_conditional or self.label_dropout == 0.0,
              "label_dropout needs class_conditional=True")
-        need(not (self.class_conditional and not image),
-             "class_conditional needs labelled data ('digits', 'digits16', 'digits_train' or "
-             "'digits_latent')")
+        labelled = [name for name, d in DATASETS.items() if d.num_classes is not None]
+        need(not (self.class_conditional and ds.num_classes is None),
+             f"class_conditional needs labelled data ({', '.join(map(repr, labelled))})")
+
+    @property
+    def dataset(self) -> Dataset:
+        """The registry entry of ``data`` (shape, classes, loader)."""
+        return get_dataset(self.data)
 
     @property
     def num_classes(self) -> int | None:
-        return 10 if self.class_conditional else None
+        return self.dataset.num_classes if self.class_conditional else None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
@@ -140,15 +144,13 @@ class Batch:
 
 def build_model(config: TrainConfig) -> nn.Module:
     """The denoiser a config describes (weights drawn from the global RNG)."""
+    shape = config.dataset.shape
     if config.model == "mlp":
-        return MLPDenoiser(dim=2, width=config.width, depth=config.depth)
-    in_channels = 1
-    if config.data == "digits_latent":  # (C, 4, 4) latents of the small VAE: 4 -> 2
-        from diffusion_notes.data.latent import LATENT_AUTOENCODER
-
-        in_channels = LATENT_AUTOENCODER.latent_channels
-    mult = (1, 2) if config.data in ("digits", "digits_train", "digits_latent") else (1, 2, 2)
-    return UNet(in_channels=in_channels, base_channels=config.width, channel_mult=mult,
+        return MLPDenoiser(dim=shape[0], width=config.width, depth=config.depth,
+                           num_classes=config.num_classes)
+    # one 2x downsampling per level, down to 4x4: 8x8 -> (1, 2), 16x16 -> (1, 2, 2)
+    levels = max(shape[-1].bit_length() - 3, 1)
+    return UNet(in_channels=shape[0], base_channels=config.width, channel_mult=(1,) + (2,) * levels,
                 num_res_blocks=config.depth, num_classes=config.num_classes)
 
 
@@ -158,24 +160,12 @@ def make_schedule_for(config: TrainConfig) -> Schedule:
 
 
 def load_data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Training data (and labels for the digits), on CPU."""
-    if config.data == "digits_train":  # the 80 % the held-out metrics never see
-        from diffusion_notes.data.digits import digits_split
-
-        d = digits_split()[0]
-        return d.images, d.labels
-    if config.data == "digits_latent":  # the same 80 %, encoded by the small VAE
-        from diffusion_notes.data.latent import latent_digits
-
-        return latent_digits()
-    if config.data.startswith("digits"):
-        from diffusion_notes.data.digits import load_digits_tensor
-
-        d = load_digits_tensor(upscale=2 if config.data == "digits16" else 1)
-        return d.images, d.labels
-    from diffusion_notes.data.toy2d import make_toy2d
-
-    return make_toy2d(config.data, config.n_points, seed=config.seed), None
+    """Training data (and labels, for a labelled set), on CPU, from the dataset registry."""
+    data, labels = config.dataset.load(config.n_points, config.seed)
+    if tuple(data.shape[1:]) != config.dataset.shape:
+        raise ValueError(f"data {config.data!r}: the loader gave samples of shape "
+                         f"{tuple(data.shape[1:])}, the registry says {config.dataset.shape}")
+    return data, labels
 
 
 def _generator(seed: int, tag: str, index: int) -> torch.Generator:
@@ -218,7 +208,7 @@ def make_batch(
             raise ValueError("class_conditional training needs labels")
         y = labels[idx.to(labels.device)].clone()
         drop = torch.rand(config.batch_size, generator=g) < config.label_dropout
-        y[drop.to(y.device)] = 10  # the "no label" token
+        y[drop.to(y.device)] = config.dataset.null_label  # the "no label" token
         y = y.to(dev)
     return Batch(x0, t.to(dev), eps.to(dev), y)
 
@@ -275,7 +265,7 @@ def load_trained(
     """The model stored in a training checkpoint (EMA weights by default), in eval mode.
 
     Returns ``(model, checkpoint_dict)``; ``checkpoint_dict["config"]`` is the config as a dict.
-    Raises :class:`~diffusion_notes.cache.CheckpointError` for a missing or corrupt file.
+    Raises :class:`~diffusion_notes.checkpoints.CheckpointError` for a missing or corrupt file.
     """
     path = Path(path)
     ckpt = load_checkpoint(path, kind=_KIND)
@@ -384,7 +374,7 @@ def train(
     def save(step: int, seconds: float, pending: list[torch.Tensor]) -> None:
         losses.extend(_flush(pending, world))
         if rank == 0:
-            atomic_save(wrap_checkpoint(_KIND, {
+            save_checkpoint(_KIND, {
                 "config": asdict(config),
                 "model": model.state_dict(),
                 "ema": ema.state_dict(),
@@ -394,7 +384,7 @@ def train(
                 "losses": list(losses),
                 "train_seconds": prior_seconds + seconds,
                 "world_size": world,
-            }), ckpt_path)
+            }, ckpt_path)
 
     bar = tqdm(total=config.steps, initial=start, disable=not progress or rank != 0,
                desc=f"train {config.data}", unit="step", dynamic_ncols=True)

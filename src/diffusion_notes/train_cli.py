@@ -15,20 +15,16 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from diffusion_notes.train import TrainConfig
-
-SAMPLERS = ("ddpm", "ddim", "dpm")
 _DEFAULT_STEPS = {"ddpm": 1000, "ddim": 50, "dpm": 20}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train`` and ``sample`` commands to the top-level parser."""
     from diffusion_notes.data.toy2d import TOY2D_NAMES
+    from diffusion_notes.sample import SAMPLERS
 
     p = subparsers.add_parser(
         "train", help="train a DDPM on the digits or a 2-D toy set",
@@ -88,92 +84,10 @@ def _fail(message: str) -> int:
     return 2
 
 
-def save_samples_figure(samples: torch.Tensor, path: str | Path, *, title: str = "",
-                        reference: torch.Tensor | None = None) -> Path:
-    """A grid of images (B, 1, H, W) in [-1, 1], or a scatter plot of 2-D points (B, 2)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    x = samples.detach().float().cpu()
-    if x.ndim == 2:
-        fig, ax = plt.subplots(figsize=(4.5, 4.5))
-        if reference is not None:
-            ref = reference.detach().float().cpu().numpy()
-            ax.scatter(ref[:, 0], ref[:, 1], s=2, c="0.8", label="data")
-        pts = x.numpy()
-        ax.scatter(pts[:, 0], pts[:, 1], s=2, c="C0", label="samples")
-        ax.set_aspect("equal")
-        ax.legend(loc="upper right", markerscale=4)
-    else:
-        n = x.shape[0]
-        cols = min(n, 8)
-        rows = -(-n // cols)
-        h, w = x.shape[-2:]
-        grid = torch.full((rows * (h + 1) - 1, cols * (w + 1) - 1), -0.5)  # light grey gaps
-        for i in range(n):
-            r, c = divmod(i, cols)
-            grid[r * (h + 1): r * (h + 1) + h, c * (w + 1): c * (w + 1) + w] = x[i, 0]
-        fig, ax = plt.subplots(figsize=(cols * 0.6 + 0.4, rows * 0.6 + 0.4))
-        ax.imshow(grid.clamp(-1, 1).numpy(), cmap="gray_r", vmin=-1, vmax=1, interpolation="nearest")
-        ax.axis("off")
-    if title:
-        ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def draw_samples(
-    model: torch.nn.Module, config: TrainConfig, *, sampler: str, steps: int, n: int, seed: int,
-    device: torch.device, label: int | None = None, progress: bool = True,
-) -> torch.Tensor:
-    """Sample ``n`` items from a trained model with the named sampler (noise from ``seed``)."""
-    from diffusion_notes.samplers import sample_ddim, sample_ddpm, sample_dpm_solver_pp
-    from diffusion_notes.timesteps import timestep_pairs
-    from diffusion_notes.train import make_schedule_for
-
-    if sampler not in SAMPLERS:
-        raise ValueError(f"sampler {sampler!r}: choose one of {', '.join(SAMPLERS)}")
-    schedule = make_schedule_for(config)
-    shape = (n, 2) if config.model == "mlp" else (
-        (n, 1, 8, 8) if config.data in ("digits", "digits_train") else (n, 1, 16, 16))
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(shape, generator=g).to(device)
-    fn = model
-    if config.class_conditional:
-        if label is not None and not 0 <= label <= 9:
-            raise ValueError(f"label must be a digit 0..9, got {label}")
-        y = (torch.full((n,), label) if label is not None else torch.arange(n) % 10).to(device)
-
-        def fn(xt: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return model(xt, t, y[: xt.shape[0]])
-
-    elif label is not None:
-        raise ValueError("--label needs a class-conditional model")
-    T = schedule.T
-    steps = min(steps, T)
-    with torch.no_grad():
-        if sampler == "ddpm":
-            pairs = None if steps == T else timestep_pairs(T, steps, "trailing")
-            out = sample_ddpm(fn, x, schedule, pairs, prediction=config.prediction,
-                              generator=g, progress=progress)
-        elif sampler == "ddim":
-            out = sample_ddim(fn, x, schedule, timestep_pairs(T, steps, "trailing"),
-                              prediction=config.prediction, progress=progress)
-        else:
-            out = sample_dpm_solver_pp(fn, x, schedule, timestep_pairs(T, steps, "trailing"),
-                                       order=2, prediction=config.prediction, progress=progress)
-    return out
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from diffusion_notes.cache import CheckpointError
+    from diffusion_notes.checkpoints import CheckpointError
     from diffusion_notes.runtime import get_device
+    from diffusion_notes.sample import draw_samples, save_samples_figure
     from diffusion_notes.train import load_data, load_trained, preset, train
 
     overrides: dict = {"seed": args.seed}
@@ -219,8 +133,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from diffusion_notes.cache import CheckpointError
+    from diffusion_notes.checkpoints import CheckpointError
     from diffusion_notes.runtime import get_device
+    from diffusion_notes.sample import draw_samples, save_samples_figure
     from diffusion_notes.train import TrainConfig, load_trained
 
     try:

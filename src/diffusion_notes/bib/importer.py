@@ -22,20 +22,19 @@ file and the existing ``papers.bib``:
   is kept (``importsig`` remembers a short hash of what the importer wrote). Papers no longer in
   the list stay, with ``listed = {no}``.
 * **Output.** Entries sorted by key, fields in a fixed order: the same inputs give the same bytes.
-  ``write_atomic`` replaces the file only once the new text is complete and re-parses cleanly.
+  ``atomic_write_text`` replaces the file only once the new text is complete and re-parses cleanly.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from diffusion_notes.atomic import atomic_write_text
 from diffusion_notes.bib.keys import mint_key, norm_title, norm_url, same_title
 from diffusion_notes.bib.listparse import (
     JOURNALS,
@@ -786,31 +785,6 @@ def render_bib(papers: list[Paper]) -> str:
     return HEADER + "\n" + body
 
 
-def write_atomic(path: str | Path, text: str) -> None:
-    """Replace ``path`` with ``text`` atomically (temp file in the same folder, fsync, rename).
-
-    If anything fails before the rename, the old file is untouched and the temp file removed.
-    """
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=str(p.parent or "."))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if p.exists():
-            os.chmod(tmp, p.stat().st_mode & 0o777)
-        else:
-            os.chmod(tmp, 0o644)
-        os.replace(tmp, p)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def import_list(
     list_path: str | Path,
     bib_path: str | Path,
@@ -838,7 +812,7 @@ def import_list(
     new_text = build_bib_text(text, meta, existing, curated, report)
     old_text = bib_path.read_text(encoding="utf-8") if bib_path.is_file() else None
     if not dry_run and new_text != old_text:
-        write_atomic(bib_path, new_text)
+        atomic_write_text(bib_path, new_text)
         report.written = True
     return report
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 import torch
 
-from diffusion_notes.diffusion import Prediction, check_prediction
+from diffusion_notes.diffusion import Prediction, check_prediction, v_at
 from diffusion_notes.schedules import Schedule
 
 _F64 = torch.float64
@@ -188,8 +188,7 @@ class GaussianMixture:
                 out = eps
             else:  # v = a eps - s x0 (Salimans & Ho 2022)
                 tt = torch.as_tensor(t).reshape(-1).cpu()
-                a, s = sqrt_ab[tt].reshape(-1, 1), sigma[tt].reshape(-1, 1)
-                out = a * eps - s * x0
+                out = v_at(x0, eps, sqrt_ab[tt].reshape(-1, 1), sigma[tt].reshape(-1, 1))
             return out.reshape(xt.shape).to(device=xt.device, dtype=xt.dtype)
 
         return model

@@ -5,7 +5,7 @@ autoencoder of :data:`LATENT_AUTOENCODER` into scaled latents (unit variance; se
 :mod:`diffusion_notes.models.autoencoder`), with their labels. The dataset name
 ``digits_latent`` of :class:`~diffusion_notes.train.TrainConfig` means exactly this
 autoencoder: change :data:`LATENT_AUTOENCODER` and the cached latent models must be
-retrained (bump ``cache.CACHE_VERSION``).
+retrained (bump ``cache_store.CACHE_VERSION``).
 """
 
 from __future__ import annotations

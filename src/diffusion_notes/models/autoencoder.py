@@ -28,11 +28,10 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from diffusion_notes.cache import (
+from diffusion_notes.cache_store import cache_root, config_hash
+from diffusion_notes.checkpoints import (
     CheckpointError,
     atomic_save,
-    cache_root,
-    config_hash,
     load_checkpoint,
     wrap_checkpoint,
 )

@@ -1,6 +1,6 @@
 """A small CNN that recognises 8x8 digits; its penultimate layer feeds the digits metrics.
 
-The classifier plays the part Inception-v3 plays for FID (Heusel et al., 2017): a network
+The classifier plays the part Inception-v3 plays for FID (Heusel et al. 2017): a network
 trained on real data whose hidden features summarise what a digit looks like. 16x16 inputs
 (the 2x upscaled digits) are average-pooled back to 8x8 first, so one network serves both.
 """

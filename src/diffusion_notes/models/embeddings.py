@@ -1,7 +1,7 @@
 """Sinusoidal embedding of the timestep, shared by every denoiser in the package.
 
 Ho et al. feed the step ``t`` to the network through the Transformer's sinusoidal position
-embedding [@ho2020denoising, Appendix B]: for ``i < d/2``,
+embedding (Ho et al. 2020, app. B): for ``i < d/2``,
 ``emb[2i] = sin(t / 10000^(2i/d))`` and ``emb[2i+1] = cos(...)``. We keep the sines in the
 first half and the cosines in the second (the order does not matter to a linear layer).
 """
@@ -33,7 +33,7 @@ class TimeEmbedding(nn.Module):
     """Sinusoidal features of ``t`` followed by a two-layer MLP (and an optional label table).
 
     Class conditioning adds a learned vector per label. Row ``num_classes`` of the table is the
-    "no label" token used by classifier-free guidance [@ho2022classifier]: training drops the
+    "no label" token used by classifier-free guidance (Ho & Salimans 2022): training drops the
     label to it with some probability, and sampling evaluates the model with and without it.
 
     ``guidance_embedding=True`` adds a second sinusoidal-plus-MLP branch for the guidance scale

@@ -3,7 +3,7 @@
 Input ``x_t`` of shape (B, D) and integer steps ``t`` of shape (B,); output (B, D). The step
 enters through sinusoidal features and a small MLP (:class:`TimeEmbedding`), added to the
 hidden state of every residual block, the same way the DDPM UNet injects it into each
-ResNet block [@ho2020denoising, Appendix B].
+ResNet block (Ho et al. 2020, app. B).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """A small UNet for 8x8 and 16x16 single-channel images, with time and optional labels.
 
-The shape follows the DDPM network [@ho2020denoising, Appendix B] at toy size: ResNet blocks
+The shape follows the DDPM network (Ho et al. 2020, app. B) at toy size: ResNet blocks
 with group normalisation, the timestep embedding added inside every block, a self-attention
 block at the lowest resolution, and skip connections that concatenate the encoder's features
 into the decoder. An 8x8 input runs at resolutions 8 -> 4; a 16x16 input at 16 -> 8 -> 4.

@@ -1,11 +1,11 @@
-"""Samplers: pure functions ``sample_*(model, x, schedule, pairs, ...) -> x0 samples``.
+"""Samplers: pure functions ``sample_*(den, x, pairs, ...) -> x0 samples``.
 
-``model(xt, t)`` returns a tensor shaped like ``xt`` (eps, x0 or v, named by ``prediction``);
-``pairs`` comes from :mod:`diffusion_notes.timesteps`. Multistep history lives in local
-variables; ``callback(i, t, x, x0_pred)`` sees the state after each step.
+``den`` is a :class:`~diffusion_notes.denoiser.Denoiser` (the network with its parametrisation,
+x0 post-processing and conditioning; the schedule is ``den.schedule``); ``pairs`` comes from
+:mod:`diffusion_notes.timesteps`. Multistep history lives in local variables;
+``callback(i, t, x, x0_pred)`` sees the state after each step.
 """
 
-from diffusion_notes.samplers._common import dynamic_threshold
 from diffusion_notes.samplers.consistency import consistency_scalings, sample_lcm
 from diffusion_notes.samplers.ddim import ddim_invert, ddim_sigma, sample_ddim
 from diffusion_notes.samplers.ddpm import sample_ddpm
@@ -17,7 +17,6 @@ __all__ = [
     "consistency_scalings",
     "ddim_invert",
     "ddim_sigma",
-    "dynamic_threshold",
     "sample_ddim",
     "sample_ddpm",
     "sample_dpm_solver_pp",

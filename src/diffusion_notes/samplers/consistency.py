@@ -11,22 +11,22 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 
-from diffusion_notes.diffusion import Prediction
-from diffusion_notes.samplers._common import (
-    Callback,
-    Model,
-    abar_pairs,
-    call_model,
-    draw_noise,
-    process_x0,
-    split_output,
-    steps,
-    validate,
-)
-from diffusion_notes.schedules import Schedule
+from diffusion_notes.denoiser import Denoiser
+from diffusion_notes.samplers._common import Callback, abar_pairs, draw_noise, steps, validate
+
+
+class LCMStep(NamedTuple):
+    """One step's coefficients: ``f = c_skip x_t + c_out x0``; then ``a_prev f + s_prev z``."""
+
+    c_skip: float
+    c_out: float
+    a_prev: float
+    s_prev: float
+    renoise: bool
 
 
 def consistency_scalings(
@@ -40,16 +40,10 @@ def consistency_scalings(
 
 @torch.no_grad()
 def sample_lcm(
-    model: Model,
+    den: Denoiser,
     x: torch.Tensor,
-    schedule: Schedule,
     pairs: Sequence[tuple[int, int]],
     *,
-    prediction: Prediction = "eps",
-    clip_x0: bool = False,
-    clip_range: float = 1.0,
-    threshold: float | None = None,
-    threshold_max: float = math.inf,
     timestep_scaling: float = 10.0,
     sigma_data: float = 0.5,
     generator: torch.Generator | None = None,
@@ -59,32 +53,18 @@ def sample_lcm(
     """Multistep consistency sampler; use :func:`diffusion_notes.timesteps.lcm_pairs` for the
     timesteps an LCM was distilled on (1-8 steps are typical). The callback's ``x0_pred`` is
     the consistency function's output ``f(x_t, t)``, LCM's own estimate of the clean sample."""
-    pairs = validate(
-        schedule, pairs, prediction, clip_x0=clip_x0, threshold=threshold, name="sample_lcm"
-    )
+    pairs = validate(den, pairs, "sample_lcm")
     coefs = []
-    for (t, tp), (ab, ab_p) in zip(pairs, abar_pairs(schedule, pairs, True), strict=True):
+    for (t, tp), (_, ab_p) in zip(pairs, abar_pairs(den, pairs, True), strict=True):
         c_skip, c_out = consistency_scalings(
             t, timestep_scaling=timestep_scaling, sigma_data=sigma_data
         )
-        coefs.append(
-            (
-                math.sqrt(ab),
-                math.sqrt(1.0 - ab),
-                c_skip,
-                c_out,
-                math.sqrt(ab_p),
-                math.sqrt(1.0 - ab_p),
-                tp >= 0,
-            )
-        )
+        coefs.append(LCMStep(c_skip, c_out, math.sqrt(ab_p), math.sqrt(1.0 - ab_p), tp >= 0))
 
     for i, (t, _) in steps(pairs, progress, "LCM"):
-        a, s, c_skip, c_out, a_p, s_p, renoise = coefs[i]
-        x0, _ = split_output(call_model(model, x, t), x, a, s, prediction)
-        x0, _ = process_x0(x0, clip_x0, clip_range, threshold, threshold_max)
-        denoised = c_out * x0 + c_skip * x  # the consistency function f(x_t, t)
-        x = a_p * denoised + s_p * draw_noise(denoised, generator) if renoise else denoised
+        c = coefs[i]
+        denoised = c.c_out * den(x, t).x0 + c.c_skip * x  # the consistency function f(x_t, t)
+        x = c.a_prev * denoised + c.s_prev * draw_noise(denoised, generator) if c.renoise else denoised
         if callback is not None:
             callback(i, t, x, denoised)
     return x

@@ -33,8 +33,7 @@ import numpy as np
 import torch
 
 from diffusion_notes.denoiser import Denoiser
-from diffusion_notes.samplers._common import Callback, abar_pairs, steps
-from diffusion_notes.timesteps import check_pairs
+from diffusion_notes.samplers._common import Callback, abar_pairs, steps, validate
 
 _GL_NODES, _GL_WEIGHTS = np.polynomial.legendre.leggauss(24)
 
@@ -46,11 +45,9 @@ def _lam(ab: float) -> float:
 
 def _levels(den: Denoiser, pairs: Sequence[tuple[int, int]], set_alpha_to_one: bool, name: str):
     """Checked pairs and per-pair (alpha_s, sigma_s, alpha_t, sigma_t, lambda_s, lambda_t)."""
-    pairs = check_pairs(pairs, den.schedule.T)
+    pairs = validate(den, pairs, name, eps_needs_signal=False)  # alpha_bar = 0: refused below
     out = []
-    for (t, _), (ab, ab_p) in zip(
-        pairs, abar_pairs(den.schedule, pairs, set_alpha_to_one), strict=True
-    ):
+    for (t, _), (ab, ab_p) in zip(pairs, abar_pairs(den, pairs, set_alpha_to_one), strict=True):
         if ab <= 0.0:
             raise ValueError(
                 f"{name}: alpha_bar = 0 at t={t} (zero terminal SNR) has lambda = -inf; start the "

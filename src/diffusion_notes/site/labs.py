@@ -22,6 +22,8 @@ from pathlib import Path
 import jupytext
 import nbformat
 
+from diffusion_notes.atomic import atomic_write_text
+
 PACKAGE = "diffusion_notes"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # src/diffusion_notes
 EXECUTOR_VERSION = "3"  # bump to invalidate every cached lab when execution itself changes
@@ -217,10 +219,8 @@ def execute_lab(
     if slot.is_dir():  # older executions of this lab are stale now
         shutil.rmtree(slot)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".ipynb.tmp")
     nbformat.validate(nb)
-    tmp.write_text(nbformat.writes(nb), encoding="utf-8")
-    os.replace(tmp, out)
+    atomic_write_text(out, nbformat.writes(nb))
     log(f"executed lab {lab.name} in {seconds:.1f} s")
     return LabRun(lab, out, slot / key, cached=False, seconds=seconds)
 
