@@ -40,7 +40,7 @@ from diffusion_notes.models import MLPDenoiser, UNet
 from diffusion_notes.runtime import get_device
 from diffusion_notes.schedules import Schedule, make_schedule
 
-DATA_NAMES: tuple[str, ...] = ("digits", "digits16", "digits_train", "swiss_roll", "moons", "rings", "checkerboard")
+DATA_NAMES: tuple[str, ...] = ("digits", "digits16", "digits_train", "digits_frames", "swiss_roll", "moons", "rings", "checkerboard")
 MODEL_NAMES: tuple[str, ...] = ("mlp", "unet")
 PREDICTIONS: tuple[str, ...] = ("eps", "x0", "v")
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -153,6 +153,10 @@ def make_schedule_for(config: TrainConfig) -> Schedule:
 
 def load_data(config: TrainConfig) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Training data (and labels for the digits), on CPU."""
+    if config.data == "digits_frames":  # frames of the moving-digit clips (16x16 canvas)
+        from diffusion_notes.data.clips import frames_dataset
+
+        return frames_dataset(seed=config.seed)
     if config.data == "digits_train":  # the 80 % the held-out metrics never see
         from diffusion_notes.data.digits import digits_split
 
@@ -471,6 +475,10 @@ PRESETS: dict[str, TrainConfig] = {
     "digits_cond": TrainConfig(data="digits_train", model="unet", steps=4000, batch_size=128,
                                lr=2e-3, width=32, depth=1, class_conditional=True,
                                label_dropout=0.1),
+    # the single-frame image model of the video lab (frames of moving-digit clips, 16x16);
+    # the video model's spatial layers start from it
+    "digits_frames": TrainConfig(data="digits_frames", model="unet", steps=1500, batch_size=64,
+                                 lr=2e-3, width=16, depth=1),
     # the 2-D lab's model (residual MLP on the swiss roll)
     "toy2d": TrainConfig(data="swiss_roll", model="mlp", steps=4000, batch_size=256, lr=2e-3,
                          width=128, depth=3, ema_decay=0.995),
