@@ -477,7 +477,7 @@ PRESETS: dict[str, TrainConfig] = {
                                label_dropout=0.1),
     # the single-frame image model of the video lab (frames of moving-digit clips, 16x16);
     # the video model's spatial layers start from it
-    "digits_frames": TrainConfig(data="digits_frames", model="unet", steps=1500, batch_size=64,
+    "digits_frames": TrainConfig(data="digits_frames", model="unet", steps=600, batch_size=64,
                                  lr=2e-3, width=16, depth=1),
     # the 2-D lab's model (residual MLP on the swiss roll)
     "toy2d": TrainConfig(data="swiss_roll", model="mlp", steps=4000, batch_size=256, lr=2e-3,

@@ -53,6 +53,7 @@ from diffusion_notes.train import (
     make_schedule_for,
     preset,
 )
+from diffusion_notes.video_metrics import ClipScore
 
 _KIND = "video"
 
@@ -70,8 +71,8 @@ class VideoConfig:
     freeze_spatial: bool = True  # AnimateDiff: train only the temporal (motion) layers
     frames: int = FRAMES
     n_clips: int = 4000  # training clips (of the digits_train split)
-    steps: int = 1000
-    batch_size: int = 16  # clips per step
+    steps: int = 300
+    batch_size: int = 8  # clips per step
     lr: float = 2e-3
     warmup_steps: int = 50
     grad_clip: float = 1.0
@@ -271,3 +272,79 @@ def sample_with(
         return den(x, int(t[0])).x0
 
     return sample_ddim(x0_net, noise, den.schedule, pairs, prediction="x0", progress=progress)
+
+
+@dataclass(frozen=True, eq=False)
+class VideoComparison:
+    """The video model against the frame-by-frame baseline on the same initial noise.
+
+    ``*_i2v`` are generated from the first frame of held-out clips (the baseline keeps the
+    given frame and draws every other frame independently); their class consistency is
+    measured against the class of the given frame, over the generated frames 1 .. F-1.
+    """
+
+    video: ClipScore
+    baseline: ClipScore
+    video_i2v: ClipScore
+    baseline_i2v: ClipScore
+    seconds_per_clip_video: float
+    seconds_per_clip_baseline: float
+    clips_video: torch.Tensor  # (N, F, 1, H, W) unconditional samples
+    clips_baseline: torch.Tensor
+    clips_i2v: torch.Tensor
+    clips_baseline_i2v: torch.Tensor
+    first_frames: torch.Tensor  # (N, 1, 1, H, W) the given frames
+
+
+def compare_with_baseline(
+    video_model: torch.nn.Module,
+    image_model: torch.nn.Module,
+    schedule: Schedule,
+    classifier: torch.nn.Module,
+    *,
+    n_clips: int,
+    frames: int = FRAMES,
+    n_steps: int = 25,
+    seed: int = 0,
+    progress: bool = True,
+) -> VideoComparison:
+    """Sample ``n_clips`` clips with both models from the same seeded noise (DDIM, ``n_steps``
+    steps), unconditionally and from given first frames, and score them."""
+    from diffusion_notes.timesteps import timestep_pairs
+    from diffusion_notes.video_metrics import frame_classes, score_clips
+
+    dev = next(video_model.parameters()).device
+    pairs = timestep_pairs(schedule.T, n_steps)
+    shape = (n_clips, frames, 1, *make_clips(1, 1).frames.shape[-2:])
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(dev)
+    first = make_clips(n_clips, frames, seed=seed, split="held_out").frames[:, :1].to(dev)
+    video_den, image_den = Denoiser(video_model, schedule), Denoiser(image_model, schedule)
+
+    def timed(fn):  # (result, seconds per clip)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = fn()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return out.cpu(), (time.perf_counter() - t0) / n_clips
+
+    def frame_by_frame(x: torch.Tensor) -> torch.Tensor:
+        return sample_with(image_den, x.flatten(0, 1), pairs, progress=progress).reshape(x.shape)
+
+    v, sec_v = timed(lambda: sample_with(video_den, noise, pairs, progress=progress))
+    b, sec_b = timed(lambda: frame_by_frame(noise))
+    vi = sample_with(KnownFramesDenoiser(video_model, schedule, known=first), noise, pairs,
+                     progress=progress).cpu()
+    bi = torch.cat([first.cpu(), frame_by_frame(noise[:, 1:]).cpu()], dim=1)
+    ref = frame_classes(classifier, first.cpu())[:, 0]
+    return VideoComparison(
+        video=score_clips(classifier, v),
+        baseline=score_clips(classifier, b),
+        video_i2v=score_clips(classifier, vi, reference=ref, skip=1),
+        baseline_i2v=score_clips(classifier, bi, reference=ref, skip=1),
+        seconds_per_clip_video=sec_v,
+        seconds_per_clip_baseline=sec_b,
+        clips_video=v, clips_baseline=b, clips_i2v=vi, clips_baseline_i2v=bi,
+        first_frames=first.cpu(),
+    )
