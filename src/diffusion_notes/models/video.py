@@ -3,7 +3,7 @@
 Video Diffusion Models [@ho2022video] factorise the 3-D UNet: every spatial layer works on each
 frame separately (the frames are folded into the batch), and after each spatial block a
 *temporal* layer mixes the features of one pixel across the frames of a clip. Make-A-Video
-[@singer2022make] and AnimateDiff [@guo2023animatediff] start the spatial part from a trained
+[@singer2023makeavideo] and AnimateDiff [@guo2023animatediff] start the spatial part from a trained
 image model and initialise the temporal layers so that they do nothing: the video model then
 starts out as the image model applied frame by frame, and training only has to learn motion.
 AnimateDiff goes one step further and freezes the image layers, training only the temporal
