@@ -46,7 +46,7 @@ def _score(s: ClipScore, seconds: float | None = None) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--n-clips", type=int, default=None, help="clips per model (default 256)")
+    parser.add_argument("--n-clips", type=int, default=None, help="clips per model (default 64, as the lab)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     smoke = is_smoke()
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     # exactly the lab's configs (same cache keys); smoke mode shrinks them as the lab does
     image_config = preset("digits_frames", **pick({}, {"steps": 4, "batch_size": 8}))
     config = VideoConfig(image=image_config, **pick({}, {"steps": 4, "n_clips": 16}))
-    n = args.n_clips or pick(256, 4)
+    n = args.n_clips or pick(64, 4)
     n_steps = pick(25, 3)
     out = args.out or RESULTS / ("video-smoke.json" if smoke else "video.json")
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
