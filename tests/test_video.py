@@ -109,8 +109,25 @@ def test_image_to_video_keeps_the_given_frame_exactly() -> None:
         seen.append(x[:, 0].clone())
         return video(x, t)
 
-    out = sample_with(den.replace(net=spy), noise, timestep_pairs(1000, 10), progress=False)
+    pairs = timestep_pairs(1000, 10)
+    out = sample_with(den.replace(net=spy), noise, pairs, progress=False)
     assert torch.equal(out[:, 0], first[:, 0])
+    # between the steps the known frame stays on its own noising path: with deterministic DDIM,
+    # x_t = sqrt(abar_t) x_given + sqrt(1 - abar_t) eps_0 with the eps_0 that explains the start
+    ab = schedule.alpha_bar_list
+    a_T, s_T = ab[pairs[0][0]] ** 0.5, (1 - ab[pairs[0][0]]) ** 0.5
+    eps0 = (noise[:, 0] - a_T * first[:, 0]) / s_T
+    for x_seen, (t, _) in zip(seen, pairs, strict=True):
+        expected = ab[t] ** 0.5 * first[:, 0] + (1 - ab[t]) ** 0.5 * eps0
+        # float32 steps of size ~1: rounding of a few 1e-7 per step, 10 steps
+        torch.testing.assert_close(x_seen, expected, atol=1e-5, rtol=0)
+    # the denoiser's pair describes the same x_t: x_t = sqrt(abar) x0 + sqrt(1 - abar) eps, with
+    # x0 = the known frame (float32 rounding of O(1) values: 1e-5)
+    for t in (999, 500, 20):
+        d = den(noise, t)
+        a, s = schedule.alpha_bar_list[t] ** 0.5, (1 - schedule.alpha_bar_list[t]) ** 0.5
+        assert torch.equal(d.x0[:, 0], first[:, 0])
+        torch.testing.assert_close(a * d.x0 + s * d.eps, noise, atol=1e-5, rtol=0)
     # the known frame was noised at every step (it is an input the other frames see) ...
     assert not torch.allclose(seen[0], first[:, 0], atol=0.1)
     # ... and the other frames are generated, not copied
