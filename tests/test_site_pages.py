@@ -20,7 +20,7 @@ def test_benchmarks_page_reads_the_results(tmp_path: Path) -> None:
     assert "| cold (every lab executed, every model trained, full settings) | 123.4 |" in page
     assert "| cached rebuild | 5.6 | ≤ 10 |" in page
     # the others were not run: said so, with the command, never a number
-    assert page.count("Not run yet") == 4
+    assert page.count("Not run yet") == 5  # digits, fast_sampling, samplers, video, papers
     assert "`python bench/digits.py` writes `bench/results/digits.json`" in page
 
 
@@ -51,3 +51,26 @@ def test_fast_sampling_section_renders_ring_and_digits(tmp_path: Path) -> None:
     assert "| **goal** | ≤ 5.5 |" in page
     assert "| ours: A | 2.76 |" in page and "| diffusers: B | failed |" in page
     assert "| DDIM | 50 | 12.35 | 10.00 | 0.900 | 0.800 | 0.950 | 0.500 |" in page
+
+
+def test_benchmarks_page_shows_the_video_comparison(tmp_path: Path) -> None:
+    score = {"class_consistency": 0.95, "motion_error_px": 0.4}
+    video = {
+        "date": "2026-12-03T07:00:00+00:00",
+        "machine": {"device": "cpu", "cpu_count": 2, "torch": "2.13.0"},
+        "train": {"image_seconds": 50.0, "video_seconds": 40.0, "trainable_parameters": 10,
+                  "total_parameters": 100},
+        "sampling": {"n_clips": 256, "frames": 8, "steps": 25},
+        "unconditional": {"video": dict(score, seconds_per_clip=0.05),
+                          "frame_by_frame": {"class_consistency": 0.3, "motion_error_px": 2.5,
+                                             "seconds_per_clip": 0.04}},
+        "from_first_frame": {"video": score, "frame_by_frame": score},
+        "goals": {"class_consistency_at_least": 0.9, "motion_error_ratio_at_most": 0.5,
+                  "motion_error_ratio": 0.16},
+    }
+    (tmp_path / "video.json").write_text(json.dumps(video))
+    page = render_benchmarks_page(tmp_path)
+    assert "| unconditional | video model | 95.0% | 0.40 | 0.050 |" in page
+    assert "| unconditional | frame by frame | 30.0% | 2.50 | 0.040 |" in page
+    assert "| from a first frame | video model | 95.0% | 0.40 | - |" in page
+    assert "ratio video / frame by frame 0.16" in page

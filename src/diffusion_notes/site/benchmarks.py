@@ -161,6 +161,32 @@ def _papers(d: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _video(d: dict[str, Any]) -> list[str]:
+    tr, u, f = d["train"], d["unconditional"], d["from_first_frame"]
+    lines = [
+        f"Machine: {d['machine']['device']}, {d['machine']['cpu_count']} cores, torch "
+        f"{d['machine']['torch']}; run {d['date'][:10]}. {d['sampling']['n_clips']} clips of "
+        f"{d['sampling']['frames']} frames per model, DDIM {d['sampling']['steps']} steps, same "
+        f"noise for both. Training: image model {tr['image_seconds']:.0f} s, video model "
+        f"{tr['video_seconds']:.0f} s ({tr['trainable_parameters']:,} of "
+        f"{tr['total_parameters']:,} parameters trained).",
+        "",
+        "| generation | model | class kept | motion error (px/frame) | seconds per clip |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, group in (("unconditional", u), ("from a first frame", f)):
+        for name, key in (("video model", "video"), ("frame by frame", "frame_by_frame")):
+            s = group[key]
+            sec = f"{s['seconds_per_clip']:.3f}" if "seconds_per_clip" in s else "-"
+            lines.append(f"| {label} | {name} | {s['class_consistency']:.1%} | "
+                         f"{s['motion_error_px']:.2f} | {sec} |")
+    g = d["goals"]
+    lines += ["", f"Goals: class kept >= {g['class_consistency_at_least']:.0%}; motion error "
+              f"ratio video / frame by frame {g['motion_error_ratio']:.2f} "
+              f"(goal <= {g['motion_error_ratio_at_most']})."]
+    return lines + [""]
+
+
 def render_benchmarks_page(results: Path) -> str:
     lines = [
         "# Benchmarks",
@@ -174,6 +200,7 @@ def render_benchmarks_page(results: Path) -> str:
         ("DDPM on 8x8 digits", "digits", _digits),
         ("Fast sampling", "fast_sampling", _fast_sampling),
         ("Sampler overhead against diffusers", "samplers", _samplers),
+        ("Video diffusion in miniature", "video", _video),
         ("Site build", "site_build", _site),
         ("Paper index", "papers", _papers),
     ]
