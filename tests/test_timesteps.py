@@ -8,6 +8,8 @@ import torch
 from diffusion_notes.schedules import make_schedule
 from diffusion_notes.timesteps import (
     INDEX_SPACINGS as SPACINGS,
+)
+from diffusion_notes.timesteps import (
     alpha_bar_at,
     check_pairs,
     final_alpha_bar,
