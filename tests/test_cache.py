@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from diffusion_notes import cache
+from diffusion_notes import cache_store
 from diffusion_notes.cache import cache_root, config_hash, get_or_train, model_path
 from diffusion_notes.train import TrainConfig
 
@@ -69,5 +69,5 @@ def test_a_corrupt_cache_entry_is_retrained(tmp_path: Path) -> None:
 
 def test_cache_version_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     key = config_hash(TINY)
-    monkeypatch.setattr(cache, "CACHE_VERSION", cache.CACHE_VERSION + 1)
+    monkeypatch.setattr(cache_store, "CACHE_VERSION", cache_store.CACHE_VERSION + 1)
     assert config_hash(TINY) != key

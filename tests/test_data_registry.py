@@ -28,6 +28,20 @@ def test_builtin_entries() -> None:
     assert get_dataset("moons").shape == (2,) and get_dataset("moons").num_classes is None
     for name in PRESETS.values():
         assert name.data in DATASETS
+
+
+def test_latent_and_frames_entries_match_their_sources() -> None:
+    """digits_latent's shape is written out in the registry (importing the autoencoder there
+    would close an import cycle through the cache), so it is checked against the autoencoder
+    that defines it; digits_frames against one real clip frame."""
+    from diffusion_notes.data.clips import make_clips
+    from diffusion_notes.data.latent import LATENT_AUTOENCODER
+
+    assert get_dataset("digits_latent").shape == (LATENT_AUTOENCODER.latent_channels, 4, 4)
+    assert get_dataset("digits_latent").num_classes == 10
+    clip = make_clips(1, seed=0)
+    assert get_dataset("digits_frames").shape == tuple(clip.frames.shape[2:])
+    assert get_dataset("digits_frames").num_classes == 10
     data, labels = load_data(PRESETS["digits_cond"])
     assert tuple(data.shape) == (1438, 1, 8, 8) and labels is not None  # the 80 % split
     with pytest.raises(ValueError, match="data 'mnist': choose one of digits, digits16"):

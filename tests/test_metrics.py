@@ -176,3 +176,29 @@ def test_held_out_score_of_real_training_digits_sits_at_the_floor(classifier) ->
     assert real.n_reference == 359
     assert real.fd < 2.0 * real.floor  # real digits score like the floor
     assert noise.fd > 10.0 * noise.floor  # and noise far above it
+
+
+def test_class_accuracy_counts_matching_predictions() -> None:
+    """A stub classifier that reads the label off the first pixel: accuracy = share of matches."""
+    import torch
+    from torch import nn
+
+    from diffusion_notes.metrics import class_accuracy
+
+    class FirstPixel(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dummy = nn.Parameter(torch.zeros(()))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            k = ((x[:, 0, 0, 0] + 1) * 4.5).round().long()  # [-1, 1] -> 0..9
+            return nn.functional.one_hot(k, 10).float()
+
+    labels = torch.arange(10)
+    x = torch.full((10, 1, 8, 8), -1.0)
+    x[:, 0, 0, 0] = labels / 4.5 - 1
+    assert class_accuracy(x, labels, FirstPixel()) == 1.0
+    assert class_accuracy(x, labels.roll(1), FirstPixel()) == 0.0
+    assert class_accuracy(x, torch.where(labels < 3, labels, 0), FirstPixel()) == 0.3
+    with pytest.raises(ValueError, match="10 samples but 9 labels"):
+        class_accuracy(x, labels[:9], FirstPixel())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -36,3 +37,44 @@ def test_committed_results_render() -> None:
     weights = json.loads((REPO / "bench" / "results" / "site_weight.json").read_text())
     median = weights["current"]["first_search_result_ms"]["median"]
     assert f"median {median} ms" in page and "load average" in page
+
+
+def test_fast_sampling_section_renders_ring_and_digits(tmp_path: Path) -> None:
+    ring = [{"target": "ring", "method": "ours: A", "nfe": 5, "swd": 0.05, "ratio": 2.76,
+             "seconds": 1.0},
+            {"target": "ring", "method": "diffusers: B", "nfe": 5, "swd": math.inf,
+             "ratio": math.inf, "seconds": 1.0}]
+    digits = [{"method": "DDIM", "steps": 50, "fd": 12.345, "floor": 10.0, "precision": 0.9,
+               "recall": 0.8, "class_accuracy": 0.95, "seconds_per_64": 0.5}]
+    data = {"date": "2026-12-03T07:00:00+00:00", "ring": ring, "digits": digits,
+            "ring_floor": 0.0175, "seven_floor": 0.0175, "goals": {"5": 5.5},
+            "ring_settings": {"ring_n": 200000, "digits_n": 64},
+            "machine": {"cpu_count": 2, "load_average_1min": 3.0, "torch": "x"}}
+    (tmp_path / "fast_sampling.json").write_text(json.dumps(data))
+    page = render_benchmarks_page(tmp_path)
+    assert "| **goal** | ≤ 5.5 |" in page
+    assert "| ours: A | 2.76 |" in page and "| diffusers: B | failed |" in page
+    assert "| DDIM | 50 | 12.35 | 10.00 | 0.900 | 0.800 | 0.950 | 0.500 |" in page
+
+
+def test_benchmarks_page_shows_the_video_comparison(tmp_path: Path) -> None:
+    score = {"class_consistency": 0.95, "motion_error_px": 0.4}
+    video = {
+        "date": "2026-12-03T07:00:00+00:00",
+        "machine": {"device": "cpu", "cpu_count": 2, "torch": "2.13.0"},
+        "train": {"image_seconds": 50.0, "video_seconds": 40.0, "trainable_parameters": 10,
+                  "total_parameters": 100},
+        "sampling": {"n_clips": 256, "frames": 8, "steps": 25},
+        "unconditional": {"video": dict(score, seconds_per_clip=0.05),
+                          "frame_by_frame": {"class_consistency": 0.3, "motion_error_px": 2.5,
+                                             "seconds_per_clip": 0.04}},
+        "from_first_frame": {"video": score, "frame_by_frame": score},
+        "goals": {"class_consistency_at_least": 0.9, "motion_error_ratio_at_most": 0.5,
+                  "motion_error_ratio": 0.16},
+    }
+    (tmp_path / "video.json").write_text(json.dumps(video))
+    page = render_benchmarks_page(tmp_path)
+    assert "| unconditional | video model | 95.0% | 0.40 | 0.050 |" in page
+    assert "| unconditional | frame by frame | 30.0% | 2.50 | 0.040 |" in page
+    assert "| from a first frame | video model | 95.0% | 0.40 | - |" in page
+    assert "ratio video / frame by frame 0.16" in page

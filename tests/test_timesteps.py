@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from diffusion_notes.timesteps import INDEX_SPACINGS as SPACINGS
 from diffusion_notes.timesteps import (
-    SPACINGS,
     check_pairs,
     full_pairs,
     lcm_pairs,

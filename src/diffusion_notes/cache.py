@@ -10,72 +10,29 @@
 
 The cache folder is ``$DIFFUSION_NOTES_CACHE`` if set, else ``.cache`` at the repository root
 (or ``~/.cache/diffusion-notes`` for an installed, non-editable package). The checkpoint format
-itself lives in :mod:`diffusion_notes.checkpoints`.
+itself lives in :mod:`diffusion_notes.checkpoints`; the folder, the key hash and
+:func:`load_or_build` live in :mod:`diffusion_notes.cache_store` (free of the training code, so
+that models cached outside ``train``, such as the autoencoder, do not import it) and are
+re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
-import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, is_dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import torch
 from torch import nn
 
-from diffusion_notes.checkpoints import CheckpointError
+from diffusion_notes.cache_store import cache_root, config_hash, load_or_build
 from diffusion_notes.runtime import get_device
 from diffusion_notes.train import TrainConfig, load_trained, train
 
-# Bump when a model class changes shape, so that old cache entries are ignored, not loaded.
-CACHE_VERSION = 1
-Loaded = TypeVar("Loaded")
-
-
-def cache_root() -> Path:
-    """``$DIFFUSION_NOTES_CACHE``, else ``<repo>/.cache``, else ``~/.cache/diffusion-notes``."""
-    env = os.environ.get("DIFFUSION_NOTES_CACHE", "").strip()
-    if env:
-        return Path(env).expanduser()
-    repo = Path(__file__).resolve().parents[2]
-    if (repo / "pyproject.toml").is_file():
-        return repo / ".cache"
-    return Path.home() / ".cache" / "diffusion-notes"
-
-
-def config_hash(config: Any, *, length: int = 16) -> str:
-    """A stable hex digest of a config (dataclass or mapping of JSON-able values)."""
-    data = asdict(config) if is_dataclass(config) else dict(config)
-    text = json.dumps({"cache_version": CACHE_VERSION, "config": data}, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
-
-
-def load_or_build(
-    path: str | os.PathLike[str],
-    load: Callable[[Path], Loaded],
-    build: Callable[[Path], Path],
-) -> tuple[Loaded, bool]:
-    """``(load(path), True)`` when the cache file reads; else build it and ``(load(path), False)``.
-
-    ``build(folder)`` writes the entry somewhere inside ``folder`` (a private temporary folder
-    beside ``path``, same file system) and returns the file it wrote; it is renamed onto
-    ``path`` with :func:`os.replace`. An unreadable or stale file is rebuilt over.
-    """
-    path = Path(path)
-    if path.is_file():
-        try:
-            return load(path), True
-        except (CheckpointError, RuntimeError, KeyError):
-            pass  # unreadable or stale: build again below
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".build-", dir=path.parent) as tmp:
-        os.replace(build(Path(tmp)), path)
-    return load(path), False
+__all__ = [
+    "CacheInfo", "cache_root", "config_hash", "get_or_train", "load_or_build", "model_path",
+]
 
 
 @dataclass(frozen=True)

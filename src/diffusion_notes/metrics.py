@@ -310,3 +310,16 @@ def label_entropy(counts: tuple[int, ...] | np.ndarray) -> float:
     p = np.asarray(counts, dtype=np.float64)
     p = p[p > 0] / p.sum()
     return float(-(p * np.log2(p)).sum())
+
+
+@torch.no_grad()
+def class_accuracy(
+    samples: torch.Tensor, labels: torch.Tensor, classifier: DigitClassifier
+) -> float:
+    """Share of conditional samples that the digit classifier assigns to the label they were
+    generated for (the classifier's own held-out accuracy is the ceiling to compare with)."""
+    if len(samples) != len(labels):
+        raise ValueError(f"{len(samples)} samples but {len(labels)} labels")
+    device = next(classifier.parameters()).device
+    pred = classifier(samples.clamp(-1, 1).to(device, torch.float32)).argmax(1).cpu()
+    return float((pred == labels.cpu()).double().mean())

@@ -6,15 +6,25 @@ stands for "clean data". Taking ``t_prev`` from the list, never from ``t - T // 
 trailing and linspace spacing correct (diffusers' DDIMScheduler uses the stride arithmetic and so
 steps to the wrong ``t_prev`` for those spacings).
 
-The three spacings are those of Lin et al. 2023, Table 2, computed exactly as diffusers'
+The first three spacings are those of Lin et al. 2023, Table 2, computed exactly as diffusers'
 ``set_timesteps`` does, so results compare one to one:
 
 * ``leading``:  ``t_i = i * (T // n) + steps_offset`` for ``i = n-1 .. 0``
 * ``trailing``: ``t_i = round(T - i * T / n) - 1`` for ``i = 0 .. n-1`` (always starts at ``T-1``)
 * ``linspace``: ``round(linspace(0, T-1, n))`` reversed
 
-This module is integer logic only. What ``alpha_bar`` means at ``t_prev = -1`` is a separate
-choice, diffusers' ``set_alpha_to_one``: see :func:`diffusion_notes.schedules.final_alpha_bar`.
+Three more place steps by noise level and so need the schedule (``schedule=...``); the levels
+come from :mod:`diffusion_notes.placements` and are rounded here to the nearest timesteps,
+then made strictly descending (:func:`strictly_descending`). All three start at ``T - 1``:
+
+* ``logsnr``: uniform in log-SNR, ending at ``t_min`` (default 0);
+* ``karras``: Karras et al. 2022's rho = 7 placement in ``sigma / alpha``, ending at ``t_min``;
+* ``snr_window``: ``T - 1``, then uniform in log-SNR over the window where the data is decided
+  (noise-to-signal ratio from 3 to 0.03, see :mod:`diffusion_notes.placements`).
+
+Apart from reading the schedule's noise levels for those three, this module is integer logic
+only. What ``alpha_bar`` means at ``t_prev = -1`` is a separate choice, diffusers'
+``set_alpha_to_one``: see :func:`diffusion_notes.schedules.final_alpha_bar`.
 """
 
 from __future__ import annotations
@@ -24,10 +34,15 @@ from typing import Literal, get_args
 
 import numpy as np
 
-Spacing = Literal["leading", "trailing", "linspace"]
+from diffusion_notes import placements
+from diffusion_notes.schedules import Schedule
+
+Spacing = Literal["leading", "trailing", "linspace", "logsnr", "karras", "snr_window"]
 SPACINGS: tuple[str, ...] = get_args(Spacing)
 Convention = Literal["ddim", "dpm_solver"]
 CONVENTIONS: tuple[str, ...] = get_args(Convention)
+LEVEL_SPACINGS: tuple[str, ...] = ("logsnr", "karras", "snr_window")  # need the schedule
+INDEX_SPACINGS: tuple[str, ...] = tuple(s for s in SPACINGS if s not in LEVEL_SPACINGS)
 
 
 def _check_counts(T: int, n_steps: int) -> None:
@@ -46,8 +61,13 @@ def timesteps(
     *,
     steps_offset: int = 0,
     convention: Convention = "ddim",
+    schedule: Schedule | None = None,
+    t_min: int = 0,
 ) -> list[int]:
     """The descending list of ``n_steps`` model timesteps for a spacing (see module docstring).
+
+    ``schedule`` is required by the level spacings (``logsnr``, ``karras``, ``snr_window``) and
+    ignored by the others; ``t_min`` is the last timestep of ``logsnr`` and ``karras``.
 
     ``convention="dpm_solver"`` reproduces diffusers' DPMSolverMultistepScheduler, which builds
     ``leading`` and ``linspace`` on a grid of ``n_steps + 1`` points and drops the last one (t=0)
@@ -58,6 +78,10 @@ def timesteps(
         raise ValueError(f"unknown spacing {spacing!r}; allowed: {', '.join(SPACINGS)}")
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; allowed: {', '.join(CONVENTIONS)}")
+    if spacing in LEVEL_SPACINGS:
+        return _level_timesteps(T, n_steps, spacing, schedule, t_min)
+    if t_min:
+        raise ValueError(f"t_min={t_min} only applies to 'logsnr' and 'karras', not {spacing!r}")
     if steps_offset and spacing != "leading":
         raise ValueError(
             f"steps_offset={steps_offset} only applies to 'leading' spacing (as in diffusers), "
@@ -89,6 +113,43 @@ def timesteps(
     return out
 
 
+def strictly_descending(ts: Sequence[int], T: int) -> list[int]:
+    """Repair rounded timesteps into a strictly descending list in ``[0, T-1]``, moving each
+    entry as little as needed: entry ``i`` of ``n`` is pushed below its predecessor but kept at
+    or above ``n - 1 - i`` (room for the rest). With ``n = T`` this gives every timestep."""
+    n = len(ts)
+    if n > T:
+        raise ValueError(f"{n} timesteps cannot be distinct in [0, T-1] with T={T}")
+    out: list[int] = []
+    for i, t in enumerate(ts):
+        hi = T - 1 if i == 0 else out[-1] - 1
+        out.append(max(min(int(t), hi), n - 1 - i))
+    return out
+
+
+def _level_timesteps(
+    T: int, n_steps: int, spacing: str, schedule: Schedule | None, t_min: int
+) -> list[int]:
+    if schedule is None:
+        raise ValueError(
+            f"spacing {spacing!r} places steps by noise level: pass schedule=<the Schedule>, "
+            f"e.g. timestep_pairs(T, n, {spacing!r}, schedule=make_schedule('linear', T))"
+        )
+    if schedule.T != T:
+        raise ValueError(f"schedule has T={schedule.T} but T={T} was asked for")
+    if spacing == "snr_window" and t_min:
+        raise ValueError("t_min does not apply to 'snr_window' (its window sets the end)")
+    if spacing == "logsnr":
+        levels = placements.logsnr_levels(schedule, n_steps, t_min=t_min)
+    elif spacing == "karras":
+        levels = placements.karras_levels(schedule, n_steps, t_min=t_min)
+    else:
+        levels = placements.snr_window_levels(schedule, n_steps)
+    ts = placements.nearest_timesteps(schedule, levels)
+    ts[0] = T - 1  # the first level is lambda[T-1] itself; pin it against rounding ties
+    return strictly_descending(ts, T)
+
+
 def pairs_from_timesteps(ts: Sequence[int], T: int | None = None) -> list[tuple[int, int]]:
     """Chain a strictly descending list of timesteps into pairs ending at ``t_prev = -1``."""
     ts = [int(v) for v in ts]
@@ -108,13 +169,23 @@ def timestep_pairs(
     *,
     steps_offset: int = 0,
     convention: Convention = "ddim",
+    schedule: Schedule | None = None,
+    t_min: int = 0,
 ) -> list[tuple[int, int]]:
     """``[(t, t_prev), ...]`` in descending order, the last ``t_prev`` being -1.
 
     >>> timestep_pairs(1000, 4, "trailing")
     [(999, 749), (749, 499), (499, 249), (249, -1)]
     """
-    ts = timesteps(T, n_steps, spacing, steps_offset=steps_offset, convention=convention)
+    ts = timesteps(
+        T,
+        n_steps,
+        spacing,
+        steps_offset=steps_offset,
+        convention=convention,
+        schedule=schedule,
+        t_min=t_min,
+    )
     return pairs_from_timesteps(ts, T)
 
 

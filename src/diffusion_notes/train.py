@@ -478,6 +478,14 @@ PRESETS: dict[str, TrainConfig] = {
     # guidance steers with a noise-aware classifier
     "digits_uncond": TrainConfig(data="digits_train", model="unet", steps=2000, batch_size=128,
                                  lr=2e-3, width=16, depth=1),
+    # digits_cond's twin in the latent space of the small VAE (4x4 latents, 2 channels)
+    "digits_latent": TrainConfig(data="digits_latent", model="unet", steps=2500, batch_size=128,
+                                 lr=2e-3, width=32, depth=1, class_conditional=True,
+                                 label_dropout=0.1),
+    # the single-frame image model of the video lab (frames of moving-digit clips, 16x16);
+    # the video model's spatial layers start from it
+    "digits_frames": TrainConfig(data="digits_frames", model="unet", steps=600, batch_size=64,
+                                 lr=2e-3, width=16, depth=1),
     # the 2-D lab's model (residual MLP on the swiss roll)
     "toy2d": TrainConfig(data="swiss_roll", model="mlp", steps=4000, batch_size=256, lr=2e-3,
                          width=128, depth=3, ema_decay=0.995),

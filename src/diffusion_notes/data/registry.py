@@ -91,6 +91,18 @@ def _digits_train(n_points: int, seed: int) -> tuple[torch.Tensor, torch.Tensor 
     return d.images, d.labels
 
 
+def _digits_latent(n_points: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    from diffusion_notes.data.latent import latent_digits
+
+    return latent_digits()  # digits_train encoded by the cached small VAE
+
+
+def _digits_frames(n_points: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    from diffusion_notes.data.clips import frames_dataset
+
+    return frames_dataset(seed=seed)  # every frame of the moving-digit clips (16x16 canvas)
+
+
 def _toy2d(name: str) -> Loader:
     def load(n_points: int, seed: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         return make_toy2d(name, n_points, seed=seed), None  # type: ignore[arg-type]
@@ -101,5 +113,8 @@ def _toy2d(name: str) -> Loader:
 register_dataset(Dataset("digits", (1, 8, 8), 10, _digits(1), "unet"))
 register_dataset(Dataset("digits16", (1, 16, 16), 10, _digits(2), "unet"))
 register_dataset(Dataset("digits_train", (1, 8, 8), 10, _digits_train, "unet"))
+# (latent_channels, 4, 4) of data.latent.LATENT_AUTOENCODER; load_data checks the shape
+register_dataset(Dataset("digits_latent", (2, 4, 4), 10, _digits_latent, "unet"))
+register_dataset(Dataset("digits_frames", (1, 16, 16), 10, _digits_frames, "unet"))
 for _name in TOY2D_NAMES:
     register_dataset(Dataset(_name, (2,), None, _toy2d(_name), "mlp"))

@@ -35,9 +35,22 @@ class TimeEmbedding(nn.Module):
     Class conditioning adds a learned vector per label. Row ``num_classes`` of the table is the
     "no label" token used by classifier-free guidance (Ho & Salimans 2022): training drops the
     label to it with some probability, and sampling evaluates the model with and without it.
+
+    ``guidance_embedding=True`` adds a second sinusoidal-plus-MLP branch for the guidance scale
+    ``w`` (a latent consistency model's "w-conditioning" [@luo2023latent]; ``w`` is embedded as
+    ``1000 w``, as diffusers' LCM pipeline does). Its last layer starts at zero, so a student
+    initialised from a teacher's weights starts out ignoring ``w``. Without the flag the module
+    has exactly the parameters it always had.
     """
 
-    def __init__(self, freq_dim: int, out_dim: int, num_classes: int | None = None) -> None:
+    def __init__(
+        self,
+        freq_dim: int,
+        out_dim: int,
+        num_classes: int | None = None,
+        *,
+        guidance_embedding: bool = False,
+    ) -> None:
         super().__init__()
         self.freq_dim = freq_dim
         self.num_classes = num_classes
@@ -45,9 +58,31 @@ class TimeEmbedding(nn.Module):
             nn.Linear(freq_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim)
         )
         self.label = nn.Embedding(num_classes + 1, out_dim) if num_classes else None
+        self.guidance: nn.Sequential | None = None
+        if guidance_embedding:
+            self.guidance = nn.Sequential(
+                nn.Linear(freq_dim, out_dim), nn.SiLU(), nn.Linear(out_dim, out_dim)
+            )
+            nn.init.zeros_(self.guidance[2].weight)
+            nn.init.zeros_(self.guidance[2].bias)
 
-    def forward(self, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, t: torch.Tensor, y: torch.Tensor | None = None, w: torch.Tensor | None = None
+    ) -> torch.Tensor:
         emb = self.mlp(timestep_embedding(t, self.freq_dim))
+        if self.guidance is None:
+            if w is not None:
+                raise ValueError("a guidance scale w was given to a model built without "
+                                 "guidance_embedding=True")
+        else:
+            if w is None:
+                raise ValueError("this model is w-conditioned: pass the guidance scale w")
+            w = torch.as_tensor(w, dtype=torch.float32, device=t.device).reshape(-1)
+            w = w.expand(t.shape[0]) if w.numel() == 1 else w
+            if w.shape != t.shape:
+                raise ValueError(f"w must be a scalar or have shape {tuple(t.shape)}, "
+                                 f"got {tuple(w.shape)}")
+            emb = emb + self.guidance(timestep_embedding(1000.0 * w, self.freq_dim))
         if self.label is None:
             if y is not None:
                 raise ValueError("labels y were given to a model built without num_classes")

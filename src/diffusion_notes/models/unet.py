@@ -8,6 +8,8 @@ into the decoder. An 8x8 input runs at resolutions 8 -> 4; a 16x16 input at 16 -
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -67,6 +69,8 @@ class UNet(nn.Module):
 
     ``model(xt, t)`` or, with ``num_classes``, ``model(xt, t, y)`` where ``y == num_classes``
     is the "no label" token. ``channel_mult`` sets the levels: (1, 2) gives 8 -> 4.
+    ``guidance_embedding=True`` (a consistency student) adds the input ``w``:
+    ``model(xt, t, y, w)``; without it the parameters are exactly those of earlier versions.
     """
 
     def __init__(
@@ -78,6 +82,7 @@ class UNet(nn.Module):
         attention: bool = True,
         num_classes: int | None = None,
         freq_dim: int = 64,
+        guidance_embedding: bool = False,
     ) -> None:
         super().__init__()
         if not channel_mult or any(m < 1 for m in channel_mult):
@@ -86,7 +91,8 @@ class UNet(nn.Module):
         self.num_classes = num_classes
         self.factor = 2 ** (len(channel_mult) - 1)
         emb_dim = 4 * base_channels
-        self.embed = TimeEmbedding(freq_dim, emb_dim, num_classes)
+        self.embed = TimeEmbedding(freq_dim, emb_dim, num_classes,
+                                   guidance_embedding=guidance_embedding)
         self.inp = nn.Conv2d(in_channels, base_channels, 3, padding=1)
 
         chans = [base_channels]  # channels of every skip connection, in push order
@@ -116,9 +122,25 @@ class UNet(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
+    @property
+    def block_channels(self) -> list[int]:
+        """Output channels of every ResBlock in the order ``forward`` runs them (down, mid, up):
+        the feature maps that ``mix`` sees."""
+        blocks = [*self.down, self.mid1, self.mid2, *self.up]
+        return [b.conv2.out_channels for b in blocks if isinstance(b, ResBlock)]
+
     def forward(
-        self, xt: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+        self,
+        xt: torch.Tensor,
+        t: torch.Tensor,
+        y: torch.Tensor | None = None,
+        w: torch.Tensor | float | None = None,
+        *,
+        mix: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
     ) -> torch.Tensor:
+        """``mix(k, h)``, when given, replaces the output ``h`` of the k-th ResBlock (in the
+        order of :attr:`block_channels`): the hook through which a video model inserts layers
+        that mix information across the frames of a clip."""
         if xt.ndim != 4 or xt.shape[1] != self.in_channels:
             raise ValueError(
                 f"xt must have shape (batch, {self.in_channels}, H, W), got {tuple(xt.shape)}"
@@ -129,16 +151,26 @@ class UNet(nn.Module):
             )
         if t.ndim == 0:
             t = t.expand(xt.shape[0])
-        emb = self.embed(t, y)
+        emb = self.embed(t, y, None if w is None else torch.as_tensor(w))
+        k = 0
+
+        def block(layer: ResBlock, h: torch.Tensor) -> torch.Tensor:
+            nonlocal k
+            h = layer(h, emb)
+            if mix is not None:
+                h = mix(k, h)
+            k += 1
+            return h
+
         h = self.inp(xt)
         skips = [h]
         for layer in self.down:
-            h = layer(h, emb) if isinstance(layer, ResBlock) else layer(h)
+            h = block(layer, h) if isinstance(layer, ResBlock) else layer(h)
             skips.append(h)
-        h = self.mid2(self.attn(self.mid1(h, emb)), emb)
+        h = block(self.mid2, self.attn(block(self.mid1, h)))
         for layer in self.up:
             if isinstance(layer, ResBlock):
-                h = layer(torch.cat([h, skips.pop()], dim=1), emb)
+                h = block(layer, torch.cat([h, skips.pop()], dim=1))
             else:
                 h = layer(h)
         return self.out(F.silu(self.out_norm(h)))

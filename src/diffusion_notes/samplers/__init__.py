@@ -10,6 +10,7 @@ from diffusion_notes.samplers.consistency import consistency_scalings, sample_lc
 from diffusion_notes.samplers.ddim import ddim_invert, ddim_sigma, sample_ddim
 from diffusion_notes.samplers.ddpm import sample_ddpm
 from diffusion_notes.samplers.dpm_solver import sample_dpm_solver_pp
+from diffusion_notes.samplers.multistep import sample_dpm_solver_pp_3m, sample_exp_adams
 from diffusion_notes.samplers.ode import sample_euler, sample_heun
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "sample_ddim",
     "sample_ddpm",
     "sample_dpm_solver_pp",
+    "sample_dpm_solver_pp_3m",
+    "sample_exp_adams",
     "sample_euler",
     "sample_heun",
     "sample_lcm",

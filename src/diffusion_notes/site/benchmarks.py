@@ -74,6 +74,63 @@ def _samplers(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _ring_table(rows: list[dict[str, Any]], target: str, goals: dict[str, float]) -> list[str]:
+    rows = [r for r in rows if r["target"] == target]
+    budgets = sorted({r["nfe"] for r in rows})
+    lines = ["| method | " + " | ".join(f"NFE {b}" for b in budgets) + " |",
+             "| --- |" + " --- |" * len(budgets)]
+    if target == "ring" and goals:
+        lines.append("| **goal** | " + " | ".join(
+            f"≤ {goals[str(b)]}" if str(b) in goals else "" for b in budgets) + " |")
+    for method in dict.fromkeys(r["method"] for r in rows):
+        cells = {r["nfe"]: r["ratio"] for r in rows if r["method"] == method}
+        lines.append(f"| {method} | " + " | ".join(
+            (f"{cells[b]:.2f}" if cells[b] < 1e6 else "failed") if b in cells else ""
+            for b in budgets) + " |")
+    return lines + [""]
+
+
+def _fast_sampling(d: dict[str, Any]) -> list[str]:
+    rs = d.get("ring_settings", d.get("settings", {}))
+    lines = [
+        f"Run {d['date'][:16]} UTC on {d['machine']['cpu_count']} cores (load average "
+        f"{d['machine']['load_average_1min']:.1f} at the end), torch {d['machine']['torch']}.",
+        "",
+        "![Quality against network evaluations on the ring, a second mixture and digits]"
+        "(fast-sampling/fast_sampling.png)",
+        "",
+    ]
+    if d.get("ring"):
+        lines += [
+            "**Ring, exact score** (8 modes, radius 2, variance 0.02; linear betas, T = 1000). "
+            f"Sliced Wasserstein distance (256 directions, {rs.get('ring_n')} samples) divided "
+            f"by the floor {d['ring_floor']:.4f} (two target samples); {rs.get('dtype', '')}."
+            + ("" if d.get("ring_complete", True) else " Partial run: not every method finished."),
+            "",
+            *_ring_table(d["ring"], "ring", d.get("goals", {})),
+            f"**Second mixture** (seven elongated modes, unequal weights), same measure, "
+            f"{rs.get('seven_n', rs.get('ring_n'))} samples, floor {d['seven_floor']:.4f}:",
+            "",
+            *_ring_table(d["ring"], "seven", {}),
+        ]
+    if d.get("digits"):
+        lines += [
+            f"**Digits**, model `{rs.get('digits_model', 'digits_cond')}`, "
+            f"{rs.get('digits_n')} class-conditional samples (labels 0-9 in turn), digits FD "
+            "against the 359 held-out digits with the size-matched floor:",
+            "",
+            "| method | steps | FD | floor | precision | recall | class accuracy | s / 64 samples |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for r in d["digits"]:
+            lines.append(
+                f"| {r['method']} | {r['steps']} | {r['fd']:.2f} | {r['floor']:.2f} | "
+                f"{r['precision']:.3f} | {r['recall']:.3f} | {r['class_accuracy']:.3f} | "
+                f"{r['seconds_per_64']:.3f} |")
+        lines.append("")
+    return lines
+
+
 def _site(d: dict[str, Any]) -> list[str]:
     mode = "smoke settings" if d.get("smoke") else "full settings"
     return [
@@ -179,6 +236,32 @@ def _site_weight(d: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _video(d: dict[str, Any]) -> list[str]:
+    tr, u, f = d["train"], d["unconditional"], d["from_first_frame"]
+    lines = [
+        f"Machine: {d['machine']['device']}, {d['machine']['cpu_count']} cores, torch "
+        f"{d['machine']['torch']}; run {d['date'][:10]}. {d['sampling']['n_clips']} clips of "
+        f"{d['sampling']['frames']} frames per model, DDIM {d['sampling']['steps']} steps, same "
+        f"noise for both. Training: image model {tr['image_seconds']:.0f} s, video model "
+        f"{tr['video_seconds']:.0f} s ({tr['trainable_parameters']:,} of "
+        f"{tr['total_parameters']:,} parameters trained).",
+        "",
+        "| generation | model | class kept | motion error (px/frame) | seconds per clip |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for label, group in (("unconditional", u), ("from a first frame", f)):
+        for name, key in (("video model", "video"), ("frame by frame", "frame_by_frame")):
+            s = group[key]
+            sec = f"{s['seconds_per_clip']:.3f}" if "seconds_per_clip" in s else "-"
+            lines.append(f"| {label} | {name} | {s['class_consistency']:.1%} | "
+                         f"{s['motion_error_px']:.2f} | {sec} |")
+    g = d["goals"]
+    lines += ["", f"Goals: class kept >= {g['class_consistency_at_least']:.0%}; motion error "
+              f"ratio video / frame by frame {g['motion_error_ratio']:.2f} "
+              f"(goal <= {g['motion_error_ratio_at_most']})."]
+    return lines + [""]
+
+
 def render_benchmarks_page(results: Path) -> str:
     lines = [
         "# Benchmarks",
@@ -193,8 +276,10 @@ def render_benchmarks_page(results: Path) -> str:
     ]
     sections = [
         ("DDPM on 8x8 digits", "digits", _digits),
+        ("Fast sampling", "fast_sampling", _fast_sampling),
         ("Sampler overhead against diffusers", "samplers", _samplers),
         ("Guidance on digits", "guidance", _guidance),
+        ("Video diffusion in miniature", "video", _video),
         ("Site build", "site_build", _site),
         ("Paper index", "papers", _papers),
         ("Site weight and search", "site_weight", _site_weight),

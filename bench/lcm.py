@@ -1,0 +1,175 @@
+"""Benchmark: the LCM student against its teacher's guided DDIM, on held-out digits.
+
+    .venv/bin/python bench/lcm.py                 # the shared teacher, full distillation
+    DIFFUSION_NOTES_SMOKE=1 .venv/bin/python bench/lcm.py   # seconds; writes lcm-smoke.json
+
+Distils (or loads from the model cache) the consistency student of
+``train.PRESETS["digits_cond"]`` and scores, in one run, the student at 1, 2 and 4 steps and the
+teacher's classifier-free guided DDIM (eta = 0, trailing steps) at 10 and 20 steps, all at the
+same guidance scale ``w``, on the same labels (64 of each digit) and seed: digits FD against the
+359 held-out digits with its size-matched real-data floor, precision, recall, class accuracy
+and seconds per 64 samples. Writes ``bench/results/lcm.json``. :func:`lcm_rows` is what
+``bench/fast_sampling.py`` calls for the LCM rows of its table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from diffusion_notes import get_device, is_smoke, pick
+from diffusion_notes.cache import get_or_train
+from diffusion_notes.consistency import (
+    DistillConfig,
+    balanced_labels,
+    get_student,
+    sample_guided_ddim,
+    sample_student,
+    smoke_config,
+)
+from diffusion_notes.metrics import class_accuracy, get_digit_classifier, score_digits_held_out
+from diffusion_notes.train import PRESETS, TrainConfig, make_schedule_for
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One sampler at one step count, scored on held-out digits."""
+
+    sampler: str  # "LCM", "DDIM" (w = 0) or "DDIM (CFG)"
+    steps: int
+    network_evaluations: int  # per sample: guided DDIM evaluates two branches per step
+    fd: float
+    floor: float
+    precision: float
+    recall: float
+    class_accuracy: float
+    seconds_per_64: float
+    w: float
+
+
+def score_row(sampler: str, steps: int, nfe: int, w: float, draw, labels, classifier) -> Row:
+    """Time ``draw(generator)`` (seed 0) and score its samples against the held-out digits."""
+    start = time.perf_counter()
+    with torch.no_grad():
+        samples = draw(torch.Generator().manual_seed(0)).cpu()
+    seconds = time.perf_counter() - start
+    s = score_digits_held_out(samples, classifier)
+    return Row(sampler, steps, nfe, s.fd, s.floor, s.precision, s.recall,
+               class_accuracy(samples, labels, classifier), seconds * 64 / len(samples), w)
+
+
+def lcm_rows(
+    *,
+    steps: tuple[int, ...] = (1, 2, 4),
+    w: float = 0.0,
+    n_per_class: int = 64,
+    teacher: TrainConfig | None = None,
+    distill_config: DistillConfig | None = None,
+    device: str | torch.device = "auto",
+) -> list[Row]:
+    """The LCM student's rows of the fast-sampling table (student from the model cache)."""
+    tconf = teacher or PRESETS["digits_cond"]
+    dconf = distill_config or DistillConfig()
+    student, _ = get_student(dconf, teacher=tconf, device=device)
+    classifier, _ = get_digit_classifier(device=next(student.parameters()).device)
+    schedule = make_schedule_for(tconf)
+    labels = balanced_labels(n_per_class)
+    return [score_row("LCM", n, n, w, lambda g, n=n: sample_student(
+        student, schedule, labels, n_steps=n, w=w, skip=dconf.skip, generator=g),
+        labels, classifier) for n in steps]
+
+
+def teacher_rows(
+    *,
+    steps: tuple[int, ...] = (10, 20),
+    w: float = 0.0,
+    n_per_class: int = 64,
+    teacher: TrainConfig | None = None,
+    device: str | torch.device = "auto",
+) -> list[Row]:
+    """The teacher's guided DDIM rows at the same ``w``, labels and seed."""
+    tconf = teacher or PRESETS["digits_cond"]
+    net, _ = get_or_train(tconf, device=device)
+    classifier, _ = get_digit_classifier(device=next(net.parameters()).device)
+    schedule = make_schedule_for(tconf)
+    labels = balanced_labels(n_per_class)
+    return [score_row("DDIM (CFG)" if w > 0 else "DDIM", n, 2 * n if w > 0 else n, w, lambda g, n=n: sample_guided_ddim(
+        net, schedule, labels, n_steps=n, w=w, generator=g), labels, classifier) for n in steps]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--w", type=float, default=0.0,
+                        help="guidance scale (default 0: the conditional model, as the table)")
+    parser.add_argument("--teacher-steps", type=int, default=None,
+                        help="train a shorter teacher than the shared preset (a variant, "
+                             "recorded in the JSON)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    smoke = is_smoke()
+    device = get_device(args.device)
+    tconf = PRESETS["digits_cond"]
+    if args.teacher_steps:
+        tconf = replace(tconf, steps=args.teacher_steps)
+    tconf = pick(tconf, replace(tconf, steps=20, batch_size=32))
+    dconf = pick(DistillConfig(), smoke_config(DistillConfig()))
+    n_per_class = pick(64, 2)
+    out = args.out or RESULTS / ("lcm-smoke.json" if smoke else "lcm.json")
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+
+    start = time.perf_counter()
+    _, tinfo = get_or_train(tconf, device=device)
+    _, dinfo = get_student(dconf, teacher=tconf, device=device)
+    rows = teacher_rows(w=args.w, n_per_class=n_per_class, teacher=tconf, device=device)
+    rows += lcm_rows(w=args.w, n_per_class=n_per_class, teacher=tconf, distill_config=dconf,
+                     device=device)
+    by = {(r.sampler, r.steps): r for r in rows}
+    goals = {
+        "lcm4_no_worse_than_ddim20": by[("LCM", 4)].fd <= by[(rows[0].sampler, 20)].fd,
+        "lcm2_no_worse_than_ddim10": by[("LCM", 2)].fd <= by[(rows[0].sampler, 10)].fd,
+    }
+    result = {
+        "benchmark": "lcm",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "smoke": smoke,
+        "device": str(device),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_before": load_before,
+        "machine": platform.platform(),
+        "python": sys.version.split()[0],
+        "teacher_config": asdict(tconf),
+        "teacher_is_shared_preset": tconf == PRESETS["digits_cond"],
+        "teacher_train_seconds": tinfo.seconds,
+        "distill_config": asdict(dconf),
+        "distill_seconds": dinfo.seconds,
+        "distilled_here": not dinfo.from_cache,
+        "n_samples": len(balanced_labels(n_per_class)),
+        "rows": [asdict(r) for r in rows],
+        "goals": goals,
+        "total_seconds": time.perf_counter() - start,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    for r in rows:
+        print(f"{r.sampler:>11} {r.steps:3d} steps ({r.network_evaluations:2d} NFE): FD "
+              f"{r.fd:7.2f} (floor {r.floor:.2f}), P {r.precision:.3f}, R {r.recall:.3f}, "
+              f"acc {r.class_accuracy:.3f}, {r.seconds_per_64:.3f} s/64")
+    print(goals, f"-> {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

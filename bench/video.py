@@ -1,0 +1,112 @@
+"""Benchmark: the video lab's models, compared with the frame-by-frame baseline.
+
+    .venv/bin/python bench/video.py            # the lab's settings (minutes on 2 CPU cores)
+    DIFFUSION_NOTES_SMOKE=1 .venv/bin/python bench/video.py   # seconds; writes video-smoke.json
+
+Gets the video lab's image model and video model from the model cache (training them when
+missing; their training times are those measured when they were trained), samples ``--n-clips``
+clips with each from the same seeded noise (DDIM, 25 steps), unconditionally and from the first
+frame of held-out clips, and writes ``bench/results/video.json``: class consistency, motion
+error and seconds per clip for the video model and for the image model sampling every frame on
+its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+from dataclasses import asdict
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from diffusion_notes import get_device, is_smoke, pick
+from diffusion_notes.cache import get_or_train
+from diffusion_notes.metrics import get_digit_classifier
+from diffusion_notes.train import make_schedule_for, preset
+from diffusion_notes.video import VideoConfig, compare_with_baseline, get_or_train_video
+from diffusion_notes.video_metrics import ClipScore
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _score(s: ClipScore, seconds: float | None = None) -> dict[str, float]:
+    out = {"class_consistency": round(s.class_consistency, 4),
+           "motion_error_px": round(s.motion_error, 4)}
+    if seconds is not None:
+        out["seconds_per_clip"] = round(seconds, 5)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--n-clips", type=int, default=None, help="clips per model (default 64, as the lab)")
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args(argv)
+    smoke = is_smoke()
+    device = get_device(args.device)
+    # exactly the lab's configs (same cache keys); smoke mode shrinks them as the lab does
+    image_config = preset("digits_frames", **pick({}, {"steps": 4, "batch_size": 8}))
+    config = VideoConfig(image=image_config, **pick({}, {"steps": 4, "n_clips": 16}))
+    n = args.n_clips or pick(64, 4)
+    n_steps = pick(25, 3)
+    out = args.out or RESULTS / ("video-smoke.json" if smoke else "video.json")
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
+
+    image_model, image_info = get_or_train(image_config, device=device)
+    video_model, info = get_or_train_video(config, device=device)
+    classifier, _ = get_digit_classifier(device=device)
+    cmp = compare_with_baseline(video_model, image_model, make_schedule_for(image_config),
+                                classifier, n_clips=n, frames=config.frames, n_steps=n_steps,
+                                seed=0)
+    report = {
+        "benchmark": "video",
+        "smoke": smoke,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+            else platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "load_average_at_start": load_before,
+        },
+        "config": asdict(config),
+        "train": {
+            "image_seconds": round(image_info.seconds, 2),
+            "video_seconds": round(info.seconds, 2),
+            "from_cache": info.from_cache,
+            "trainable_parameters": info.trainable,
+            "total_parameters": info.total,
+        },
+        "sampling": {"sampler": "ddim", "steps": n_steps, "n_clips": n, "frames": config.frames},
+        "unconditional": {
+            "video": _score(cmp.video, cmp.seconds_per_clip_video),
+            "frame_by_frame": _score(cmp.baseline, cmp.seconds_per_clip_baseline),
+        },
+        "from_first_frame": {
+            "video": _score(cmp.video_i2v),
+            "frame_by_frame": _score(cmp.baseline_i2v),
+        },
+        "goals": {
+            "class_consistency_at_least": 0.9,
+            "motion_error_ratio_at_most": 0.5,
+            "motion_error_ratio": round(cmp.video.motion_error / cmp.baseline.motion_error, 4),
+        },
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps({k: report[k] for k in ("unconditional", "from_first_frame", "goals")}))
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

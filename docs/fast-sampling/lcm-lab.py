@@ -1,0 +1,201 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab: a latent consistency model on CPU
+#
+# The class-conditional digits UNet that the guidance notes use is the teacher. Sampled with
+# classifier-free guidance and deterministic DDIM it needs 10 to 20 steps, each of them two
+# network evaluations (with and without the label). Here we distil it into a consistency
+# student, the recipe of latent consistency models [@luo2023latent]: guidance folded into the
+# student through a $w$ input, skipping steps of $k = 20$ timesteps on the teacher's trajectory,
+# an EMA target network, and the boundary scalings $c_\text{skip}, c_\text{out}$. Then we sample
+# the student in 1, 2 and 4 steps and put its digits and its scores beside the teacher's.
+#
+# 1. the teacher and its guided DDIM samples at 10 and 20 steps;
+# 2. the boundary scalings;
+# 3. the distillation (a few minutes on a CPU, then cached);
+# 4. the student at 1, 2 and 4 steps, next to the teacher;
+# 5. the guidance scale as an input: one student, several $w$.
+#
+# Everything runs in pixel space: the 8x8 digits are already smaller than any latent an image
+# model would use (the latent-diffusion lab measures what an autoencoder adds and costs).
+# Set `DIFFUSION_NOTES_SMOKE=1` for a seconds-long dry run with tiny settings.
+
+# %%
+import time
+from dataclasses import replace
+
+import matplotlib.pyplot as plt
+import torch
+
+from diffusion_notes import get_device, is_smoke, pick
+from diffusion_notes.cache import get_or_train
+from diffusion_notes.consistency import (
+    DistillConfig,
+    balanced_labels,
+    boundary_scalings,
+    get_student,
+    sample_guided_ddim,
+    sample_student,
+    smoke_config,
+)
+from diffusion_notes.metrics import class_accuracy, get_digit_classifier, score_digits_held_out
+from diffusion_notes.plots import plot_loss_curve, show_grid
+from diffusion_notes.train import PRESETS, make_schedule_for
+
+device = get_device()
+lab_start = time.perf_counter()
+teacher_config = pick(PRESETS["digits_cond"],
+                      replace(PRESETS["digits_cond"], steps=20, batch_size=32))
+distill_config = pick(DistillConfig(), smoke_config(DistillConfig()))
+schedule = make_schedule_for(teacher_config)
+W = 0.0  # the guidance scale we compare at (eps_c + W (eps_c - eps_u)); 0 as in the table
+N_PER_CLASS = pick(64, 2)  # 640 conditional samples per sampler, 64 of every digit
+labels = balanced_labels(N_PER_CLASS)
+print(f"device: {device}; smoke mode: {is_smoke()}; {len(labels)} samples per sampler")
+print(distill_config)
+
+# %% [markdown]
+# ## 1. The teacher
+#
+# `train.PRESETS["digits_cond"]` from the model cache: a UNet with 32 base channels trained on
+# the 80 % training split with the label dropped to the null token 10 % of the time, so one
+# network gives both $\epsilon_\theta(x_t, c)$ and $\epsilon_\theta(x_t, \varnothing)$. Its
+# guided noise is $\epsilon_w = \epsilon_\theta(x_t, c) + w\,(\epsilon_\theta(x_t, c) -
+# \epsilon_\theta(x_t, \varnothing))$. Every score below is the held-out digits FD (against
+# the 359 digits no model here has seen) with its size-matched real-data floor, precision and
+# recall, and the share of samples the digit classifier reads as the digit that was asked for.
+
+# %%
+teacher, tinfo = get_or_train(teacher_config, device=device)
+classifier, cinfo = get_digit_classifier(device=device)
+print(f"teacher {'from cache' if tinfo.from_cache else 'trained'}: {tinfo.path.name}, "
+      f"{tinfo.seconds:.0f} s of training; classifier held-out accuracy {cinfo.accuracy:.3f}")
+
+results = {}
+grids = {}
+
+
+def evaluate(name, draw):
+    """Draw the 640 samples with a fixed seed, time them, score them."""
+    start = time.perf_counter()
+    with torch.no_grad():
+        samples = draw(torch.Generator().manual_seed(0)).cpu()
+    seconds = time.perf_counter() - start
+    score = score_digits_held_out(samples, classifier)
+    acc = class_accuracy(samples, labels, classifier)
+    results[name] = (score, acc, seconds * 64 / len(samples))
+    grids[name] = samples
+    print(f"{name:>16}: FD {score.fd:6.2f} (floor {score.floor:.2f}), precision "
+          f"{score.precision:.3f}, recall {score.recall:.3f}, class accuracy {acc:.3f}, "
+          f"{seconds * 64 / len(samples):.3f} s per 64 samples")
+
+
+for n in (10, 20):
+    evaluate(f"teacher DDIM-{n}", lambda g, n=n: sample_guided_ddim(
+        teacher, schedule, labels, n_steps=n, w=W, generator=g))
+
+# %% [markdown]
+# ## 2. The boundary condition
+#
+# The student outputs a noise prediction, turned into a clean-data guess
+# $\hat x_0 = (x_t - \sqrt{1-\bar\alpha_t}\,\hat\epsilon)/\sqrt{\bar\alpha_t}$, and its
+# consistency function is $f_\theta(x_t, t) = c_\text{skip}(t)\,x_t + c_\text{out}(t)\,\hat x_0$
+# with LCM's scalings at $u = 10\,t$ and $\sigma_\text{data} = 0.5$:
+# $c_\text{skip} = \sigma_\text{data}^2/(u^2 + \sigma_\text{data}^2)$ and
+# $c_\text{out} = u/\sqrt{u^2 + \sigma_\text{data}^2}$. At $t = 0$ they are exactly 1 and 0,
+# so $f(x, 0) = x$ whatever the network says; already at $t = 1$ the network's guess
+# dominates.
+
+# %%
+ts = torch.arange(0, 40)
+c_skip, c_out = boundary_scalings(ts)
+for t in (0, 1, 2, 19):
+    print(f"t = {t:3d}: c_skip = {c_skip[t].item():.6f}, c_out = {c_out[t].item():.6f}")
+fig, ax = plt.subplots(figsize=(6.5, 2.6))
+ax.plot(ts, c_skip, label=r"$c_\mathrm{skip}(t)$")
+ax.plot(ts, c_out, label=r"$c_\mathrm{out}(t)$")
+ax.set_xlabel("timestep t")
+ax.legend()
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 3. Distillation
+#
+# Each step draws 64 training digits with their labels, a timestep $t_{n+k}$ on the grid
+# $19, 39, \dots, 999$ (50 points, $k = 20$), noise, and a guidance scale $w \sim U[0, 2]$.
+# The teacher takes one guided DDIM step from $t_{n+k}$ to $t_n = t_{n+k} - 20$; the student's
+# $f_\theta(x_{t_{n+k}}, t_{n+k}, w, c)$ is pulled towards the EMA target's
+# $f_{\theta^-}(\hat x_{t_n}, t_n, w, c)$ under the pseudo-Huber distance. The student starts
+# as a copy of the teacher (its new $w$ branch starts at zero). The result is cached.
+
+# %%
+student, dinfo = get_student(distill_config, teacher=teacher_config, device=device)
+print(f"student {'from cache' if dinfo.from_cache else 'distilled'}: {dinfo.path.name}; "
+      f"{distill_config.steps} steps in {dinfo.seconds:.0f} s")
+plot_loss_curve(dinfo.losses, "consistency distillation loss (pseudo-Huber)")
+plt.show()
+
+# %% [markdown]
+# ## 4. One, two and four steps
+#
+# Multistep consistency sampling: map the noise to data with $f_\theta$, add noise back at
+# the next (lower) timestep of the grid, map again. The same 640 labels and the same seed as
+# the teacher's samples.
+
+# %%
+for n in (1, 2, 4):
+    evaluate(f"student LCM-{n}", lambda g, n=n: sample_student(
+        student, schedule, labels, n_steps=n, w=W, skip=distill_config.skip, generator=g))
+
+names = ["teacher DDIM-20", "teacher DDIM-10", "student LCM-4", "student LCM-2", "student LCM-1"]
+fig, axes = plt.subplots(1, len(names), figsize=(2.4 * len(names), 2.8))
+show = torch.cat([torch.arange(10) + 10 * i for i in range(min(3, N_PER_CLASS))])
+for ax, name in zip(axes, names, strict=True):
+    show_grid(grids[name][show], ax, name, cols=10)
+fig.tight_layout()
+plt.show()
+
+# %%
+print(f"{'sampler':>16} | network evaluations | FD held-out (floor) | precision | recall | "
+      "class accuracy | s / 64 samples")
+for name, (score, acc, sec) in results.items():
+    steps = int(name.split("-")[1].split()[0])
+    nfe = 2 * steps if "DDIM" in name and W > 0 else steps
+    print(f"{name:>16} | {nfe:19d} | {score.fd:8.2f} ({score.floor:.2f}) | "
+          f"{score.precision:9.3f} | {score.recall:6.3f} | {acc:14.3f} | {sec:.3f}")
+fd = {name: r[0].fd for name, r in results.items()}
+print(f"LCM-4 vs DDIM-20: {fd['student LCM-4']:.2f} vs {fd['teacher DDIM-20']:.2f}; "
+      f"LCM-2 vs DDIM-10: {fd['student LCM-2']:.2f} vs {fd['teacher DDIM-10']:.2f}")
+
+# %% [markdown]
+# ## 5. The guidance scale is an input
+#
+# The comparison above is at $w = 0$: the plain conditional model, as in the fast-sampling
+# table. The student saw $w \in [0, 2]$ during distillation; asking it for $w = 1$ and $2$ at
+# 4 steps should move it the way guidance moves the teacher (whose guided DDIM now costs two
+# network calls per step): digits read more surely as their label, at some cost in diversity
+# (recall).
+
+# %%
+for w in (1.0, 2.0):
+    for who, draw in (
+        ("teacher DDIM-20", lambda g, w=w: sample_guided_ddim(
+            teacher, schedule, labels, n_steps=20, w=w, generator=g)),
+        ("student LCM-4", lambda g, w=w: sample_student(
+            student, schedule, labels, n_steps=4, w=w, skip=distill_config.skip, generator=g)),
+    ):
+        evaluate(f"{who} w={w:g}", draw)
+print(f"lab run time: {time.perf_counter() - lab_start:.0f} s")

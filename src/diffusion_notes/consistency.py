@@ -1,0 +1,415 @@
+"""Consistency distillation of a guided teacher, as latent consistency models do it.
+
+A consistency function maps every point ``x_t`` of a probability-flow ODE trajectory to the
+trajectory's origin, ``f(x_t, t) = x_0`` [@song2023consistency, Def. 1]. It is parametrised so
+that the boundary condition ``f(x, 0) = x`` holds by construction,
+``f_theta(x, t) = c_skip(t) x + c_out(t) x0_theta(x, t)`` with ``c_skip(0) = 1``, ``c_out(0) = 0``
+(LCM's scalings, :func:`boundary_scalings`), and is trained to give the same answer at two
+neighbouring points of one trajectory [@song2023consistency, Alg. 2].
+
+Latent consistency distillation [@luo2023latent, Alg. 1] makes three changes, all here:
+
+* **guidance folded in**: the teacher's trajectory is the one of the classifier-free guided
+  noise ``eps_w = eps(x, c) + w (eps(x, c) - eps(x, null))``, and the student receives ``w``
+  as an input (``w``-conditioning; :class:`~diffusion_notes.models.UNet` with
+  ``guidance_embedding=True``), so one student serves a range of guidance scales;
+* **skipping steps**: the two points are ``k`` training timesteps apart, ``t_{n+k}`` on the grid
+  ``k-1, 2k-1, ..., T-1`` and ``t_n = t_{n+k} - k`` (0 at the bottom), joined by one DDIM step
+  of the guided teacher;
+* **EMA target**: the point ``x_{t_n}`` is scored by a slowly moving average of the student,
+  ``theta^- <- mu theta^- + (1 - mu) theta``, which is the stop-gradient target.
+
+The loss is ``d(f_theta(x_{t_{n+k}}, t_{n+k}, w, c), f_{theta^-}(x^psi_{t_n}, t_n, w, c))`` with
+``d`` the squared error or the pseudo-Huber distance ``sqrt(|a - b|^2 + c^2) - c``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, get_args
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from diffusion_notes.cache_store import cache_root, config_hash
+from diffusion_notes.checkpoints import (
+    CheckpointError,
+    atomic_save,
+    load_checkpoint,
+    wrap_checkpoint,
+)
+from diffusion_notes.denoiser import Denoiser
+from diffusion_notes.diffusion import x0_eps_from_output
+from diffusion_notes.samplers import sample_ddim, sample_lcm
+from diffusion_notes.schedules import Schedule, extract
+from diffusion_notes.timesteps import lcm_pairs, timestep_pairs
+
+if TYPE_CHECKING:
+    from diffusion_notes.train import TrainConfig
+
+# student(x, t, y, w) and teacher(x, t, y): eps-predictions; t a LongTensor (B,)
+Student = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Teacher = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+Distance = Literal["l2", "huber"]
+DISTANCES: tuple[str, ...] = get_args(Distance)
+NULL_LABEL = 10  # the "no label" token of the class-conditional digits models
+_KIND = "lcm-student"
+
+
+# ----------------------------------------------------------------------------- the maths
+
+
+def boundary_scalings(
+    t: torch.Tensor, *, timestep_scaling: float = 10.0, sigma_data: float = 0.5
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """LCM's ``(c_skip, c_out)`` at integer timesteps ``t`` (any shape, float64), with
+    ``u = timestep_scaling * t``: ``c_skip = sigma_data^2 / (u^2 + sigma_data^2)``,
+    ``c_out = u / sqrt(u^2 + sigma_data^2)``; ``c_skip(0) = 1`` and ``c_out(0) = 0`` exactly.
+    Tensor twin of :func:`diffusion_notes.samplers.consistency_scalings`."""
+    u = t.to(torch.float64) * timestep_scaling
+    d2 = u * u + sigma_data**2
+    return sigma_data**2 / d2, u / d2.sqrt()
+
+
+def _per_example(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return v.to(device=like.device, dtype=like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
+
+
+def consistency_function(
+    eps: torch.Tensor,
+    x: torch.Tensor,
+    t: torch.Tensor,
+    schedule: Schedule,
+    *,
+    timestep_scaling: float = 10.0,
+    sigma_data: float = 0.5,
+) -> torch.Tensor:
+    """``f(x_t, t) = c_skip(t) x_t + c_out(t) x0(eps)`` for an eps-prediction at per-example
+    timesteps ``t`` (B,), with ``x0 = (x_t - sqrt(1 - abar_t) eps) / sqrt(abar_t)``."""
+    a, s = extract(schedule.sqrt_alpha_bar, t, x), extract(schedule.sigma, t, x)
+    x0, _ = x0_eps_from_output(eps, x, a, s, "eps")
+    c_skip, c_out = boundary_scalings(t, timestep_scaling=timestep_scaling, sigma_data=sigma_data)
+    return _per_example(c_skip, x) * x + _per_example(c_out, x) * x0
+
+
+def guided_eps(
+    teacher: Teacher, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor, w: torch.Tensor
+) -> torch.Tensor:
+    """Classifier-free guided noise ``eps(x, y) + w (eps(x, y) - eps(x, null))``
+    [@ho2022classifier] with per-example ``w`` (B,); both branches in one batch."""
+    both = teacher(torch.cat([x, x]), torch.cat([t, t]), torch.cat([y, torch.full_like(y, NULL_LABEL)]))
+    eps_c, eps_u = both.chunk(2)
+    return eps_c + _per_example(w, x) * (eps_c - eps_u)
+
+
+def skip_targets(t: torch.Tensor, skip: int) -> torch.Tensor:
+    """``t_n = max(t_{n+k} - k, 0)``: where one skipping step of the teacher lands."""
+    return (t - skip).clamp_min(0)
+
+
+def ddim_step_to(
+    eps: torch.Tensor, x: torch.Tensor, t: torch.Tensor, t_prev: torch.Tensor, schedule: Schedule
+) -> torch.Tensor:
+    """One deterministic DDIM step [@song2020denoising, Eq. 12 with sigma = 0] from ``t`` to
+    ``t_prev`` (both (B,), ``t_prev >= 0``): ``x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev) eps``."""
+    a, s = extract(schedule.sqrt_alpha_bar, t, x), extract(schedule.sigma, t, x)
+    x0, _ = x0_eps_from_output(eps, x, a, s, "eps")
+    a_p, s_p = extract(schedule.sqrt_alpha_bar, t_prev, x), extract(schedule.sigma, t_prev, x)
+    return a_p * x0 + s_p * eps
+
+
+def distance(a: torch.Tensor, b: torch.Tensor, kind: Distance, huber_c: float) -> torch.Tensor:
+    """Batch mean of the squared error per element, or of the pseudo-Huber distance
+    ``sqrt(|a - b|^2 + c^2) - c`` per example (``|.|`` over all its elements)."""
+    if kind == "l2":
+        return (a - b).pow(2).mean()
+    if kind == "huber":
+        sq = (a - b).pow(2).flatten(1).sum(1)
+        return ((sq + huber_c**2).sqrt() - huber_c).mean()
+    raise ValueError(f"unknown distance {kind!r}; allowed: {', '.join(DISTANCES)}")
+
+
+def distillation_loss(
+    student: Student,
+    target: Student,
+    teacher: Teacher,
+    x0: torch.Tensor,
+    y: torch.Tensor,
+    w: torch.Tensor,
+    t: torch.Tensor,
+    noise: torch.Tensor,
+    schedule: Schedule,
+    *,
+    skip: int,
+    kind: Distance = "l2",
+    huber_c: float = 1e-3,
+    timestep_scaling: float = 10.0,
+    sigma_data: float = 0.5,
+) -> torch.Tensor:
+    """The latent consistency distillation loss [@luo2023latent, Alg. 1] at timesteps ``t`` (B,)
+    of the skipping grid: noise ``x0`` to ``x_t``, take one guided DDIM step of the teacher to
+    ``t_n = t - skip``, and compare the student's consistency function at ``(x_t, t)`` with the
+    target network's at ``(x_{t_n}, t_n)`` (no gradient through the teacher or the target)."""
+    a, s = extract(schedule.sqrt_alpha_bar, t, x0), extract(schedule.sigma, t, x0)
+    xt = a * x0 + s * noise  # q(x_t | x_0)
+    t_n = skip_targets(t, skip)
+    scal = {"timestep_scaling": timestep_scaling, "sigma_data": sigma_data}
+    with torch.no_grad():
+        x_n = ddim_step_to(guided_eps(teacher, xt, t, y, w), xt, t, t_n, schedule)
+        f_target = consistency_function(target(x_n, t_n, y, w), x_n, t_n, schedule, **scal)
+    f_online = consistency_function(student(xt, t, y, w), xt, t, schedule, **scal)
+    return distance(f_online, f_target, kind, huber_c)
+
+
+# ----------------------------------------------------------------------------- distillation
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Everything that determines a distilled student (with the teacher's config, its cache key).
+
+    ``skip`` is LCM's ``k``: the student is trained on the grid of ``T // skip`` timesteps
+    (50 for T = 1000 and k = 20, LCM's default of 50 DDIM steps); ``w`` is drawn uniformly from
+    ``[w_min, w_max]`` in the guidance convention ``eps_c + w (eps_c - eps_u)``.
+    """
+
+    steps: int = 500
+    batch_size: int = 64
+    lr: float = 1e-4
+    skip: int = 20
+    w_min: float = 0.0
+    w_max: float = 2.0
+    target_decay: float = 0.95  # EMA of the target network, LCM's mu
+    distance: str = "huber"
+    huber_c: float = 1e-3
+    timestep_scaling: float = 10.0
+    sigma_data: float = 0.5
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.distance not in DISTANCES:
+            raise ValueError(f"distance {self.distance!r}: choose one of {', '.join(DISTANCES)}")
+        for name in ("steps", "batch_size", "skip"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.target_decay < 1.0:
+            raise ValueError(f"target_decay must be in [0, 1), got {self.target_decay}")
+        if not 0.0 <= self.w_min <= self.w_max:
+            raise ValueError(f"need 0 <= w_min <= w_max, got {self.w_min}, {self.w_max}")
+
+    def grid(self, T: int) -> torch.Tensor:
+        """The skipping grid ``k-1, 2k-1, ..., T-1`` (timesteps a student is trained at)."""
+        if T % self.skip:
+            raise ValueError(f"skip={self.skip} must divide the number of timesteps T={T}")
+        return torch.arange(1, T // self.skip + 1) * self.skip - 1
+
+
+@dataclass(frozen=True)
+class DistillInfo:
+    """Where a distilled student lives and how it got there."""
+
+    path: Path
+    from_cache: bool
+    seconds: float  # distillation time (measured when it was distilled)
+    losses: tuple[float, ...]
+
+
+def student_from_teacher(teacher: nn.Module) -> nn.Module:
+    """A copy of a class-conditional :class:`~diffusion_notes.models.UNet` teacher whose time
+    embedding gains a zero-initialised ``w`` branch: before training it predicts exactly what
+    the teacher predicts, whatever ``w``."""
+    from diffusion_notes.models import TimeEmbedding, UNet
+
+    if not isinstance(teacher, UNet) or teacher.num_classes is None:
+        raise ValueError("the teacher must be a class-conditional UNet "
+                         "(train.PRESETS['digits_cond'])")
+    student = copy.deepcopy(teacher).requires_grad_(True)
+    old = teacher.embed
+    new = TimeEmbedding(old.freq_dim, old.mlp[2].out_features, old.num_classes,
+                        guidance_embedding=True).to(next(teacher.parameters()).device)
+    missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+    if unexpected or any(not k.startswith("guidance.") for k in missing):
+        raise ValueError(f"teacher embedding does not fit the student: {missing}, {unexpected}")
+    student.embed = new
+    return student
+
+
+def distill(
+    teacher: nn.Module,
+    data: torch.Tensor,
+    labels: torch.Tensor,
+    schedule: Schedule,
+    config: DistillConfig,
+    *,
+    progress: bool = True,
+) -> tuple[nn.Module, tuple[float, ...]]:
+    """Latent consistency distillation of ``teacher`` on ``(data, labels)``; returns the EMA
+    target network (the one LCM samples from once trained) and the per-step losses.
+
+    Every step draws, from generators seeded by ``config.seed``: a batch, grid timesteps,
+    noise and ``w``; the global RNG is left alone."""
+    dev = data.device
+    g = torch.Generator().manual_seed(config.seed)
+    teacher = teacher.eval().requires_grad_(False)
+    student = student_from_teacher(teacher).to(dev).train()
+    target = copy.deepcopy(student).requires_grad_(False).eval()
+    opt = torch.optim.AdamW(student.parameters(), lr=config.lr)
+    grid = config.grid(schedule.T)
+    losses: list[float] = []
+    for _ in tqdm(range(config.steps), desc="consistency distillation", disable=not progress,
+                  leave=False):
+        idx = torch.randint(0, len(data), (config.batch_size,), generator=g)
+        t = grid[torch.randint(0, len(grid), (config.batch_size,), generator=g)]
+        noise = torch.randn((config.batch_size, *data.shape[1:]), generator=g)
+        w = config.w_min + (config.w_max - config.w_min) * torch.rand(config.batch_size, generator=g)
+        loss = distillation_loss(
+            student, target, teacher, data[idx], labels[idx].to(dev), w.to(dev), t.to(dev),
+            noise.to(dev), schedule, skip=config.skip, kind=config.distance,  # type: ignore[arg-type]
+            huber_c=config.huber_c, timestep_scaling=config.timestep_scaling,
+            sigma_data=config.sigma_data,
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():  # theta^- <- mu theta^- + (1 - mu) theta
+            torch._foreach_lerp_(list(target.parameters()), list(student.parameters()),
+                                 1.0 - config.target_decay)
+        losses.append(float(loss.detach()))
+    return target.eval(), tuple(losses)
+
+
+def student_path(
+    config: DistillConfig, teacher_key: str, root: str | os.PathLike[str] | None = None
+) -> Path:
+    """The cache file of the student distilled with ``config`` from the teacher ``teacher_key``."""
+    root = Path(root) if root is not None else cache_root()
+    key = config_hash({"distill": asdict(config), "teacher": teacher_key})
+    return root / "models" / f"lcm-student-{key}.pt"
+
+
+def get_student(
+    config: DistillConfig | None = None,
+    *,
+    teacher: TrainConfig | None = None,
+    device: str | torch.device = "auto",
+    root: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> tuple[nn.Module, DistillInfo]:
+    """The student distilled from the teacher trained with ``teacher`` (default: the shared
+    ``train.PRESETS["digits_cond"]``; the teacher itself comes from the model cache), loaded
+    from the cache or distilled once and stored; eval mode."""
+    from diffusion_notes.cache import get_or_train
+    from diffusion_notes.runtime import get_device
+    from diffusion_notes.train import PRESETS, load_data, make_schedule_for
+
+    config = config or DistillConfig()
+    tconf = teacher or PRESETS["digits_cond"]
+    if not tconf.class_conditional or tconf.label_dropout <= 0:
+        raise ValueError("the teacher must be class-conditional with label_dropout > 0 "
+                         "(classifier-free guidance needs its unconditional branch)")
+    dev = get_device(device) if isinstance(device, str) else torch.device(device)
+    teacher_net, _ = get_or_train(tconf, device=dev, root=root, progress=progress)
+    path = student_path(config, config_hash(tconf), root)
+    if path.is_file():
+        try:
+            ckpt = load_checkpoint(path, kind=_KIND, map_location=dev)
+            student = student_from_teacher(teacher_net)
+            student.load_state_dict(ckpt["model"])
+        except (CheckpointError, RuntimeError, KeyError):
+            pass  # unreadable or stale: distil again below
+        else:
+            return student.to(dev).eval(), DistillInfo(path, True, float(ckpt["seconds"]),
+                                                       tuple(ckpt["losses"]))
+    data, labels = load_data(tconf)
+    if labels is None:
+        raise ValueError(f"teacher data {tconf.data!r} has no labels to condition on")
+    start = time.perf_counter()
+    student, losses = distill(teacher_net, data.to(dev), labels.to(dev), make_schedule_for(tconf),
+                              config, progress=progress)
+    seconds = time.perf_counter() - start
+    atomic_save(wrap_checkpoint(_KIND, {"config": asdict(config), "model": student.state_dict(),
+                                        "seconds": seconds, "losses": list(losses)}), path)
+    return student, DistillInfo(path, False, seconds, losses)
+
+
+def with_w(student: nn.Module, w: float) -> Callable[..., torch.Tensor]:
+    """``net(x, t, y)`` for samplers and :class:`~diffusion_notes.denoiser.Denoiser`: the student
+    at a fixed guidance scale ``w``."""
+    if not math.isfinite(w) or w < 0:
+        raise ValueError(f"guidance scale w must be finite and >= 0, got {w}")
+
+    def net(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return student(x, t, y, torch.full((x.shape[0],), float(w), device=x.device))
+
+    return net
+
+
+def smoke_config(config: DistillConfig) -> DistillConfig:
+    """A few steps of the same recipe, for tests and smoke-mode labs."""
+    return replace(config, steps=3, batch_size=8)
+
+
+# ----------------------------------------------------------------------------- sampling
+
+
+def balanced_labels(n_per_class: int, num_classes: int = 10) -> torch.Tensor:
+    """``0, 1, ..., 9, 0, 1, ...``: ``n_per_class`` of every class."""
+    return torch.arange(num_classes).repeat(n_per_class)
+
+
+def sample_student(
+    student: nn.Module,
+    schedule: Schedule,
+    labels: torch.Tensor,
+    *,
+    n_steps: int,
+    w: float,
+    skip: int = 20,
+    shape: tuple[int, ...] = (1, 8, 8),
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Multistep consistency sampling [@luo2023latent, Alg. 3] of a w-conditioned student in
+    ``n_steps`` steps, on the timesteps it was distilled on (:func:`lcm_pairs` with
+    ``original_steps = T // skip``), one sample per label."""
+    dev = next(student.parameters()).device
+    x = torch.randn((len(labels), *shape), generator=generator).to(dev)
+    y = labels.to(dev)
+    net = with_w(student, w)
+    pairs = lcm_pairs(schedule.T, n_steps, original_steps=schedule.T // skip)
+    return sample_lcm(Denoiser(net, schedule, cond=y), x, pairs, generator=generator,
+                      progress=progress)
+
+
+def sample_guided_ddim(
+    teacher: nn.Module,
+    schedule: Schedule,
+    labels: torch.Tensor,
+    *,
+    n_steps: int,
+    w: float,
+    shape: tuple[int, ...] = (1, 8, 8),
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """Deterministic DDIM (trailing spacing) with the classifier-free guided noise
+    ``eps_c + w (eps_c - eps_u)``: the ODE solver the student was distilled from, run in full.
+    With ``w > 0`` each step evaluates the network on both branches (one batch of twice the
+    size); ``w = 0`` is the plain conditional model, one evaluation per step."""
+    dev = next(teacher.parameters()).device
+    x = torch.randn((len(labels), *shape), generator=generator).to(dev)
+    y = labels.to(dev)
+    wt = torch.full((len(labels),), float(w), device=dev)
+    pairs = timestep_pairs(schedule.T, n_steps, "trailing")
+    if w == 0:
+        return sample_ddim(Denoiser(teacher, schedule, cond=y), x, pairs, progress=progress)
+    guided = Denoiser(lambda xt, t, yy: guided_eps(teacher, xt, t, yy, wt), schedule, cond=y)
+    return sample_ddim(guided, x, pairs, progress=progress)

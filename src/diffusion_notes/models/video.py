@@ -1,0 +1,111 @@
+"""A factorised space-time denoiser: an image UNet applied to every frame, plus temporal layers.
+
+Video Diffusion Models [@ho2022video] factorise the 3-D UNet: every spatial layer works on each
+frame separately (the frames are folded into the batch), and after each spatial block a
+*temporal* layer mixes the features of one pixel across the frames of a clip. Make-A-Video
+[@singer2023makeavideo] and AnimateDiff [@guo2023animatediff] start the spatial part from a trained
+image model and initialise the temporal layers so that they do nothing: the video model then
+starts out as the image model applied frame by frame, and training only has to learn motion.
+AnimateDiff goes one step further and freezes the image layers, training only the temporal
+("motion") modules; :meth:`VideoUNet.freeze_spatial` does that.
+
+Layout: clips are ``(B, F, C, H, W)`` (batch, frames, channels, height, width).
+
+* :class:`TemporalAttention`: self-attention over the F frames at each pixel, with a learned
+  embedding of the frame index (so order is known), a residual path and a zero-initialised
+  output projection: ``h + proj(attn(norm(h) + pos))`` with ``proj = 0`` is exactly ``h``.
+* :class:`TemporalConv`: a residual 1-D convolution over the frames (kernel 3 in time, 1x1 in
+  space), also zero-initialised: the cheaper, local alternative.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from diffusion_notes.models.unet import UNet, _norm
+
+TemporalKind = Literal["attention", "conv"]
+TEMPORAL_KINDS: tuple[str, ...] = get_args(TemporalKind)
+MAX_FRAMES = 32
+
+
+class TemporalAttention(nn.Module):
+    """Multi-head self-attention across frames, independently at every pixel (residual)."""
+
+    def __init__(self, channels: int, head_dim: int = 16, max_frames: int = MAX_FRAMES) -> None:
+        super().__init__()
+        self.heads = max(1, channels // head_dim)
+        self.norm = _norm(channels)
+        self.pos = nn.Parameter(torch.randn(max_frames, channels) * 0.02)  # frame index
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+        nn.init.zeros_(self.proj.weight)  # the layer starts as the identity
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, h: torch.Tensor, frames: int) -> torch.Tensor:
+        bf, c, hh, ww = h.shape
+        b = bf // frames
+        # (B*F, C, H, W) -> (B, H*W, F, C): one sequence of F tokens per pixel
+        z = self.norm(h).reshape(b, frames, c, hh * ww).permute(0, 3, 1, 2)
+        z = z + self.pos[:frames]
+        q, k, v = self.qkv(z).reshape(b, hh * ww, frames, 3, self.heads, c // self.heads).unbind(3)
+        # softmax(q k^T / sqrt(d)) v over the F frames, per head: (B, HW, heads, F, d)
+        out = F.scaled_dot_product_attention(q.transpose(2, 3), k.transpose(2, 3), v.transpose(2, 3))
+        out = self.proj(out.transpose(2, 3).reshape(b, hh * ww, frames, c))
+        return h + out.permute(0, 2, 3, 1).reshape(bf, c, hh, ww)
+
+
+class TemporalConv(nn.Module):
+    """norm -> SiLU -> conv over frames (kernel 3, zero padding at the clip's ends), residual."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = _norm(channels)
+        self.conv = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0))
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, h: torch.Tensor, frames: int) -> torch.Tensor:
+        bf, c, hh, ww = h.shape
+        z = F.silu(self.norm(h)).reshape(bf // frames, frames, c, hh, ww).transpose(1, 2)
+        out = self.conv(z).transpose(1, 2).reshape(bf, c, hh, ww)
+        return h + out
+
+
+class VideoUNet(nn.Module):
+    """An image :class:`~diffusion_notes.models.unet.UNet` run on every frame, with a temporal
+    layer after each of its ResBlocks. ``model(xt, t)`` takes clips ``(B, F, C, H, W)`` and one
+    timestep per clip ``(B,)`` (every frame of a clip has the same noise level)."""
+
+    def __init__(self, spatial: UNet, temporal: TemporalKind = "attention") -> None:
+        super().__init__()
+        if temporal not in TEMPORAL_KINDS:
+            raise ValueError(f"temporal {temporal!r}: choose one of {', '.join(TEMPORAL_KINDS)}")
+        self.spatial = spatial
+        self.temporal_kind = temporal
+        make = TemporalAttention if temporal == "attention" else TemporalConv
+        self.temporal = nn.ModuleList(make(c) for c in spatial.block_channels)
+
+    def freeze_spatial(self) -> VideoUNet:
+        """AnimateDiff's recipe: the image layers keep their weights; only motion layers train."""
+        self.spatial.requires_grad_(False)
+        return self
+
+    def forward(
+        self, xt: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        if xt.ndim != 5:
+            raise ValueError(f"clips must have shape (batch, frames, C, H, W), got {tuple(xt.shape)}")
+        b, f = xt.shape[:2]
+        if f > MAX_FRAMES:
+            raise ValueError(f"at most {MAX_FRAMES} frames per clip, got {f}")
+        if t.ndim == 0:
+            t = t.expand(b)
+        tt = t.repeat_interleave(f)  # the clip's timestep for each of its frames
+        yy = None if y is None else y.repeat_interleave(f)
+        out = self.spatial(xt.flatten(0, 1), tt, yy, mix=lambda k, h: self.temporal[k](h, f))
+        return out.reshape(xt.shape)

@@ -1,0 +1,346 @@
+"""Video diffusion in miniature: train a factorised space-time denoiser, generate clips.
+
+* :class:`VideoConfig` names everything that determines a trained video model (and so its
+  cache key), including the :class:`~diffusion_notes.train.TrainConfig` of the image model its
+  spatial layers come from.
+* :func:`get_or_train_video` returns that model from the model cache, or trains it once: the
+  image model comes from :func:`diffusion_notes.cache.get_or_train`, is wrapped by a
+  :class:`~diffusion_notes.models.video.VideoUNet` whose temporal layers start as the identity,
+  and then (optionally with the image layers frozen, as AnimateDiff does) the simple loss of
+  DDPM [@ho2020denoising, Eq. 14] is minimised on clips, every frame of a clip at the same ``t``.
+* :class:`KnownFramesDenoiser` generates from given first frames (image-to-video) by
+  *replacement*: at every step the prediction of ``x0`` for the known frames is the known frames
+  themselves, so every sampler keeps them on their own noising path and returns them exactly at
+  the end, while the temporal layers carry them into the other frames (the replacement method
+  that Video Diffusion Models [@ho2022video, sec. 3.1] discuss for conditional generation).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from diffusion_notes.cache import get_or_train
+from diffusion_notes.cache_store import cache_root, config_hash
+from diffusion_notes.checkpoints import (
+    CheckpointError,
+    atomic_save,
+    load_checkpoint,
+    wrap_checkpoint,
+)
+from diffusion_notes.data.clips import FRAMES, make_clips
+from diffusion_notes.denoiser import Denoised, Denoiser
+from diffusion_notes.diffusion import training_loss
+from diffusion_notes.models.video import TEMPORAL_KINDS, TemporalKind, VideoUNet
+from diffusion_notes.runtime import get_device
+from diffusion_notes.schedules import Schedule
+from diffusion_notes.train import (
+    TrainConfig,
+    _generator,
+    batch_indices,
+    build_model,
+    ema_decay_at,
+    lr_at,
+    make_schedule_for,
+    preset,
+)
+from diffusion_notes.video_metrics import ClipScore
+
+_KIND = "video"
+
+
+def _image_default() -> TrainConfig:
+    return preset("digits_frames")
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """A video model: its image model, its temporal layers, its training run."""
+
+    image: TrainConfig = field(default_factory=_image_default)
+    temporal: TemporalKind = "attention"
+    freeze_spatial: bool = True  # AnimateDiff: train only the temporal (motion) layers
+    frames: int = FRAMES
+    n_clips: int = 4000  # training clips (of the digits_train split)
+    steps: int = 300
+    batch_size: int = 8  # clips per step
+    lr: float = 2e-3
+    warmup_steps: int = 50
+    grad_clip: float = 1.0
+    ema_decay: float = 0.995
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.temporal not in TEMPORAL_KINDS:
+            raise ValueError(f"temporal {self.temporal!r}: choose one of {', '.join(TEMPORAL_KINDS)}")
+        if self.image.model != "unet":
+            raise ValueError(f"the image model must be a 'unet', got {self.image.model!r}")
+        for name in ("frames", "n_clips", "steps", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VideoConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown VideoConfig fields {unknown}; known: {sorted(names)}")
+        data = dict(data)
+        data["image"] = TrainConfig.from_dict(dict(data["image"]))
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """Where a cached video model lives and how it was trained."""
+
+    path: Path
+    from_cache: bool
+    seconds: float  # training time of the video model (measured when it was trained)
+    image_seconds: float  # training time of its image model
+    image_from_cache: bool
+    steps: int
+    losses: tuple[float, ...]
+    trainable: int  # parameters that training updated
+    total: int  # parameters of the whole video model
+
+
+def build_video_model(config: VideoConfig, image_model: torch.nn.Module | None = None) -> VideoUNet:
+    """The video model of ``config`` around a copy of ``image_model`` (a fresh UNet if None)."""
+    spatial = copy.deepcopy(image_model) if image_model is not None else build_model(config.image)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)  # the temporal layers' initial weights
+        model = VideoUNet(spatial.requires_grad_(True), config.temporal)
+    if config.freeze_spatial:
+        model.freeze_spatial()
+    return model
+
+
+def video_model_path(config: VideoConfig, root: str | os.PathLike[str] | None = None) -> Path:
+    root = Path(root) if root is not None else cache_root()
+    return root / "models" / f"{_KIND}-{config.temporal}-{config_hash(config)}.pt"
+
+
+def _count(model: torch.nn.Module, trainable: bool) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable)
+
+
+def train_video(
+    config: VideoConfig,
+    image_model: torch.nn.Module,
+    schedule: Schedule,
+    *,
+    device: torch.device,
+    progress: bool = True,
+) -> tuple[VideoUNet, tuple[float, ...], float]:
+    """Train the video model; returns ``(ema_model, losses, seconds)``.
+
+    The batch of step ``s`` (which clips, which ``t``, which noise) depends on ``(seed, s)``
+    only, as in :func:`diffusion_notes.train.train`.
+    """
+    model = build_video_model(config, image_model).to(device).train()
+    ema = copy.deepcopy(model).requires_grad_(False).eval()
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=config.lr)
+    clips = make_clips(config.n_clips, config.frames, seed=config.seed).frames.to(device)
+    view = _lr_view(config)
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    bar = tqdm(range(config.steps), desc="train video", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    for step in bar:
+        idx = batch_indices(config.seed, step, config.batch_size, len(clips))
+        g = _generator(config.seed, "video-noise", step)
+        x0 = clips[idx.to(device)]
+        t = torch.randint(0, schedule.T, (config.batch_size,), generator=g)
+        eps = torch.randn(x0.shape, generator=g)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(view, step)
+        loss = training_loss(model, x0, schedule, t=t.to(device), eps=eps.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+        opt.step()
+        with torch.no_grad():  # ema <- d * ema + (1 - d) * theta
+            d = ema_decay_at(view, step)
+            for pe, p in zip(ema.parameters(), model.parameters(), strict=True):
+                if p.requires_grad:
+                    pe.lerp_(p, 1.0 - d)
+        losses.append(float(loss.detach()))
+        if step % 50 == 49:
+            bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}")
+    bar.close()
+    return ema, tuple(losses), time.perf_counter() - t0
+
+
+def _lr_view(config: VideoConfig) -> TrainConfig:
+    """The image config with the video run's optimiser settings, for the shared schedules
+    :func:`~diffusion_notes.train.lr_at` and :func:`~diffusion_notes.train.ema_decay_at`."""
+    return replace(config.image, lr=config.lr, warmup_steps=config.warmup_steps,
+                   ema_decay=config.ema_decay)
+
+
+def get_or_train_video(
+    config: VideoConfig,
+    *,
+    device: str | torch.device = "auto",
+    root: str | os.PathLike[str] | None = None,
+    progress: bool = True,
+) -> tuple[VideoUNet, VideoInfo]:
+    """The EMA video model of ``config`` from the model cache, trained once when missing."""
+    dev = get_device(device) if isinstance(device, str) else torch.device(device)
+    image_model, image_info = get_or_train(config.image, device=dev, root=root, progress=progress)
+    path = video_model_path(config, root)
+    if path.is_file():
+        try:
+            ckpt = load_checkpoint(path, kind=_KIND, map_location=dev)
+            if VideoConfig.from_dict(dict(ckpt["config"])) != config:
+                raise CheckpointError(f"{path}: config differs")
+            model = build_video_model(config, image_model)
+            model.load_state_dict(ckpt["ema"])
+        except (CheckpointError, RuntimeError, KeyError, ValueError, TypeError):
+            pass  # unreadable or stale: train again below
+        else:
+            info = VideoInfo(
+                path, True, float(ckpt["train_seconds"]), image_info.seconds,
+                image_info.from_cache, int(ckpt["step"]), tuple(ckpt["losses"]),
+                _count(model, True), _count(model, False),
+            )
+            return model.to(dev).eval().requires_grad_(False), info
+    schedule = make_schedule_for(config.image)
+    model, losses, seconds = train_video(config, image_model, schedule, device=dev,
+                                         progress=progress)
+    atomic_save(wrap_checkpoint(_KIND, {
+        "config": asdict(config), "ema": model.state_dict(), "step": config.steps,
+        "losses": list(losses), "train_seconds": seconds,
+    }), path)
+    fresh = build_video_model(config, image_model)
+    return model.eval(), VideoInfo(path, False, seconds, image_info.seconds,
+                                   image_info.from_cache, config.steps, losses,
+                                   _count(fresh, True), _count(fresh, False))
+
+
+@dataclass(frozen=True, eq=False)
+class KnownFramesDenoiser(Denoiser):
+    """A video denoiser that knows the first ``K`` frames of every clip (image-to-video).
+
+    ``known`` has shape ``(B, K, C, H, W)``. Its prediction of ``x0`` for those frames is the
+    known frames, and their ``eps`` the noise that explains ``x_t`` with that ``x0``; the other
+    frames keep the network's prediction, which sees the known frames through the temporal
+    layers. A sampler stepping with this denoiser keeps the known frames at
+    ``sqrt(abar) x0 + sqrt(1 - abar) eps`` for a fixed ``eps`` and ends on them exactly.
+    """
+
+    known: torch.Tensor | None = None
+
+    def raw(self, x: torch.Tensor, t: int, *, alpha_bar: float | None = None) -> Denoised:
+        d = super().raw(x, t, alpha_bar=alpha_bar)
+        if self.known is None:
+            return d
+        k = self.known.shape[1]
+        if self.known.shape[0] != x.shape[0] or self.known.shape[2:] != x.shape[2:] or k > x.shape[1]:
+            raise ValueError(
+                f"known frames of shape {tuple(self.known.shape)} do not fit clips of shape "
+                f"{tuple(x.shape)}: need (batch, K <= frames, C, H, W)"
+            )
+        a, s = self.coefficients(t, alpha_bar)
+        known = self.known.to(x)
+        x0 = torch.cat([known, d.x0[:, k:]], dim=1)
+        eps = torch.cat([(x[:, :k] - a * known) / s, d.eps[:, k:]], dim=1)
+        return Denoised(x0, eps)
+
+
+def sample_with(
+    den: Denoiser, noise: torch.Tensor, pairs: Sequence[tuple[int, int]], *, progress: bool = True
+) -> torch.Tensor:
+    """Deterministic DDIM (eta = 0) from ``noise`` down ``pairs`` with the denoiser ``den``."""
+    from diffusion_notes.samplers import sample_ddim
+
+    return sample_ddim(den, noise, pairs, progress=progress)
+
+
+@dataclass(frozen=True, eq=False)
+class VideoComparison:
+    """The video model against the frame-by-frame baseline on the same initial noise.
+
+    ``*_i2v`` are generated from the first frame of held-out clips (the baseline keeps the
+    given frame and draws every other frame independently); their class consistency is
+    measured against the class of the given frame, over the generated frames 1 .. F-1.
+    """
+
+    video: ClipScore
+    baseline: ClipScore
+    video_i2v: ClipScore
+    baseline_i2v: ClipScore
+    seconds_per_clip_video: float
+    seconds_per_clip_baseline: float
+    clips_video: torch.Tensor  # (N, F, 1, H, W) unconditional samples
+    clips_baseline: torch.Tensor
+    clips_i2v: torch.Tensor
+    clips_baseline_i2v: torch.Tensor
+    first_frames: torch.Tensor  # (N, 1, 1, H, W) the given frames
+
+
+def compare_with_baseline(
+    video_model: torch.nn.Module,
+    image_model: torch.nn.Module,
+    schedule: Schedule,
+    classifier: torch.nn.Module,
+    *,
+    n_clips: int,
+    frames: int = FRAMES,
+    n_steps: int = 25,
+    seed: int = 0,
+    progress: bool = True,
+) -> VideoComparison:
+    """Sample ``n_clips`` clips with both models from the same seeded noise (DDIM, ``n_steps``
+    steps), unconditionally and from given first frames, and score them."""
+    from diffusion_notes.timesteps import timestep_pairs
+    from diffusion_notes.video_metrics import frame_classes, score_clips
+
+    dev = next(video_model.parameters()).device
+    pairs = timestep_pairs(schedule.T, n_steps)
+    shape = (n_clips, frames, 1, *make_clips(1, 1).frames.shape[-2:])
+    noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(dev)
+    first = make_clips(n_clips, frames, seed=seed, split="held_out").frames[:, :1].to(dev)
+    video_den, image_den = Denoiser(video_model, schedule), Denoiser(image_model, schedule)
+
+    def timed(fn):  # (result, seconds per clip)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        out = fn()
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        return out.cpu(), (time.perf_counter() - t0) / n_clips
+
+    def frame_by_frame(x: torch.Tensor) -> torch.Tensor:
+        return sample_with(image_den, x.flatten(0, 1), pairs, progress=progress).reshape(x.shape)
+
+    v, sec_v = timed(lambda: sample_with(video_den, noise, pairs, progress=progress))
+    b, sec_b = timed(lambda: frame_by_frame(noise))
+    vi = sample_with(KnownFramesDenoiser(video_model, schedule, known=first), noise, pairs,
+                     progress=progress).cpu()
+    bi = torch.cat([first.cpu(), frame_by_frame(noise[:, 1:]).cpu()], dim=1)
+    ref = frame_classes(classifier, first.cpu())[:, 0]
+    return VideoComparison(
+        video=score_clips(classifier, v),
+        baseline=score_clips(classifier, b),
+        video_i2v=score_clips(classifier, vi, reference=ref, skip=1),
+        baseline_i2v=score_clips(classifier, bi, reference=ref, skip=1),
+        seconds_per_clip_video=sec_v,
+        seconds_per_clip_baseline=sec_b,
+        clips_video=v, clips_baseline=b, clips_i2v=vi, clips_baseline_i2v=bi,
+        first_frames=first.cpu(),
+    )

@@ -1,0 +1,216 @@
+"""Consistency distillation: the boundary condition, the one-step sampler, and a loss that
+vanishes exactly for the teacher's own consistency function on an exact-score mixture."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffusion_notes.consistency import (
+    NULL_LABEL,
+    DistillConfig,
+    boundary_scalings,
+    consistency_function,
+    ddim_step_to,
+    distill,
+    distillation_loss,
+    guided_eps,
+    skip_targets,
+    student_from_teacher,
+    with_w,
+)
+from diffusion_notes.data.gmm import GaussianMixture
+from diffusion_notes.denoiser import Denoiser
+from diffusion_notes.models import UNet
+from diffusion_notes.samplers import consistency_scalings, sample_ddim, sample_lcm
+from diffusion_notes.schedules import extract, make_schedule
+from diffusion_notes.timesteps import lcm_pairs
+
+SCHEDULE = make_schedule("linear", 1000)
+
+
+def _random_unet(seed: int, **kw) -> UNet:
+    """A small UNet whose zero-initialised layers are re-drawn, so its output is not 0."""
+    torch.manual_seed(seed)
+    net = UNet(base_channels=8, num_classes=10, **kw)
+    with torch.no_grad():
+        for p in net.parameters():
+            if p.abs().sum() == 0:
+                p.normal_(0.0, 0.1)
+    return net.eval()
+
+
+def test_boundary_condition_holds_exactly_at_the_smallest_time() -> None:
+    c_skip, c_out = boundary_scalings(torch.tensor([0]))
+    assert c_skip.item() == 1.0 and c_out.item() == 0.0
+    # f(x, 0) = x bit for bit, whatever the network says (even a huge prediction)
+    x = torch.randn(4, 1, 8, 8)
+    eps = 1e6 * torch.randn(4, 1, 8, 8)
+    f = consistency_function(eps, x, torch.zeros(4, dtype=torch.long), SCHEDULE)
+    assert torch.equal(f, x)
+    # away from 0 the network takes over: at t = 999, c_skip = 0.25 / (9990^2 + 0.25) < 3e-9
+    ts = torch.tensor([0, 1, 5, 19, 99, 999])
+    cs, co = boundary_scalings(ts)
+    for t, a, b in zip(ts.tolist(), cs.tolist(), co.tolist(), strict=True):
+        ref = consistency_scalings(t)  # the sampler's scalar version: same formula
+        assert a == pytest.approx(ref[0], rel=1e-14) and b == pytest.approx(ref[1], rel=1e-14)
+    assert cs[-1] < 3e-9 and co[-1] > 1 - 1e-8
+
+
+def test_one_step_consistency_sampler_equals_the_direct_prediction() -> None:
+    student = _random_unet(0, guidance_embedding=True)
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    y = torch.arange(6) % 10
+    w = 1.5
+    net = with_w(student, w)
+    pairs = lcm_pairs(1000, 1, original_steps=50)
+    assert pairs == [(999, -1)]
+    sampled = sample_lcm(Denoiser(net, SCHEDULE, cond=y), x, pairs, progress=False)
+    t = torch.full((6,), 999, dtype=torch.long)
+    with torch.no_grad():
+        direct = consistency_function(student(x, t, y, torch.full((6,), w)), x, t, SCHEDULE)
+    # the same float32 operations in a different order: agreement to float32 rounding
+    torch.testing.assert_close(sampled, direct, rtol=1e-5, atol=1e-5)
+    # and it is not trivially equal to the input or to another w's prediction
+    other = sample_lcm(Denoiser(with_w(student, 0.0), SCHEDULE, cond=y), x, pairs, progress=False)
+    assert (sampled - other).abs().max() > 1e-3
+
+
+def test_student_starts_as_the_teacher_and_keeps_its_parameters() -> None:
+    teacher = _random_unet(2)
+    plain = UNet(base_channels=8, num_classes=10)
+    assert plain.state_dict().keys() == teacher.state_dict().keys()
+    assert not any("guidance" in k for k in plain.state_dict())  # old models: same parameters
+    student = student_from_teacher(teacher)
+    extra = set(student.state_dict()) - set(teacher.state_dict())
+    assert extra and all(k.startswith("embed.guidance.") for k in extra)
+    x, t, y = torch.randn(3, 1, 8, 8), torch.tensor([5, 500, 999]), torch.tensor([1, 2, NULL_LABEL])
+    with torch.no_grad():
+        for w in (0.0, 3.0):  # the zero-initialised w branch: the teacher's output for every w
+            torch.testing.assert_close(student(x, t, y, torch.full((3,), w)), teacher(x, t, y),
+                                       rtol=0, atol=0)
+    with pytest.raises(ValueError, match="guidance scale w"):
+        student(x, t, y)
+    with pytest.raises(ValueError, match="guidance_embedding"):
+        teacher(x, t, y, torch.ones(3))
+
+
+# ----------------------------------------------------------------------------- exact-score case
+
+
+def _mixture_teacher() -> tuple[GaussianMixture, callable]:
+    """Three classes in 2-D; ``teacher(x, t, y)``: the exact eps of class y's component, or of
+    the whole mixture for the null label (what a perfect CFG-trained network predicts)."""
+    means = torch.tensor([[-1.5, 0.0], [1.0, 1.0], [0.5, -1.5]], dtype=torch.float64)
+    covs = torch.stack([0.05 * torch.eye(2), 0.1 * torch.eye(2), 0.02 * torch.eye(2)]).double()
+    weights = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    mix = GaussianMixture(means, covs, weights)
+    parts = [GaussianMixture(means[k : k + 1], covs[k : k + 1], torch.ones(1, dtype=torch.float64))
+             .eps_model(SCHEDULE) for k in range(3)]
+    uncond = mix.eps_model(SCHEDULE)
+
+    def teacher(x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        out = torch.empty_like(x)
+        for label in y.unique().tolist():
+            m = y == label
+            model = uncond if label == NULL_LABEL else parts[label]
+            out[m] = model(x[m], t[m])
+        return out
+
+    return mix, teacher
+
+
+def _oracle(teacher, skip: int, w_scale: float = 1.0):
+    """The teacher's own consistency function on the skipping grid, as a student: run guided
+    DDIM steps of size ``skip`` from t down to 0, then return the eps-prediction whose
+    consistency function (c_skip x + c_out x0(eps)) is that end point."""
+
+    def student(x, t, y, w):
+        z, tt = x.clone(), t.clone()
+        while bool((tt > 0).any()):
+            m = tt > 0
+            tn = skip_targets(tt[m], skip)
+            z[m] = ddim_step_to(guided_eps(teacher, z[m], tt[m], y[m], w[m] * w_scale), z[m],
+                                tt[m], tn, SCHEDULE)
+            tt[m] = tn
+        c_skip, c_out = boundary_scalings(t)
+        c_skip, c_out = c_skip.reshape(-1, 1), c_out.reshape(-1, 1).clamp_min(1e-300)
+        x0 = (z - c_skip * x) / c_out  # the x0 that makes f(x, t) = z
+        a, s = extract(SCHEDULE.sqrt_alpha_bar, t, x), extract(SCHEDULE.sigma, t, x)
+        eps = (x - a * x0) / s
+        return torch.where((t > 0).reshape(-1, 1), eps, torch.zeros_like(eps))  # f(x, 0) = x
+
+    return student
+
+
+def test_teacher_step_is_one_guided_ddim_step() -> None:
+    """The teacher's skipping step equals the package's DDIM sampler (diffusers-parity tested)
+    run for one pair (t, t - k) on the guided noise (1 + w) eps(x, y) - w eps(x, null), the two
+    branches evaluated separately."""
+    _, teacher = _mixture_teacher()
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(64, 2, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (64,), generator=g)
+    for t, w in ((999, 1.5), (419, 0.7), (19, 2.0)):
+        tt = torch.full((64,), t)
+        wt = torch.full((64,), w, dtype=torch.float64)
+        ours = ddim_step_to(guided_eps(teacher, x, tt, y, wt), x, tt, skip_targets(tt, 20),
+                            SCHEDULE)
+
+        def cfg(xt, tb, t_=t, w_=w):
+            null = torch.full_like(y, NULL_LABEL)
+            return (1 + w_) * teacher(xt, tb, y) - w_ * teacher(xt, tb, null)
+
+        ref = sample_ddim(Denoiser(cfg, SCHEDULE), x, [(t, max(t - 20, 0))], progress=False)
+        # the same float64 arithmetic in another order: agreement to ~1e-15 relative
+        torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_distillation_loss_vanishes_for_the_teachers_consistency_function() -> None:
+    """Consistency distillation's fixed point: if the student already equals the map "follow the
+    guided teacher's DDIM steps on the grid down to t = 0", its prediction at (x_{t+k}, t+k) and
+    the target's at the teacher's next point (x_t, t) are the same point, so the loss is 0 (to
+    float64 rounding). A student built for another w, or another skip, is off the fixed point."""
+    _, teacher = _mixture_teacher()
+    g = torch.Generator().manual_seed(0)
+    n, skip = 256, 20
+    grid = DistillConfig(skip=skip).grid(1000)
+    x0 = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    t = grid[torch.randint(0, len(grid), (n,), generator=g)]
+    t[:8] = grid[0]  # include the bottom of the grid, whose target sits at t = 0
+    noise = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (n,), generator=g)
+    w = 2.0 * torch.rand(n, generator=g, dtype=torch.float64)
+
+    def loss(student, k=skip):
+        return float(distillation_loss(student, student, teacher, x0, y, w, t, noise, SCHEDULE,
+                                       skip=k, kind="l2"))
+
+    exact = loss(_oracle(teacher, skip))
+    # float64 rounding of points of size ~1 through <= 50 steps: ~1e-14 per coordinate, so
+    # ~1e-28 squared (measured 5e-30); the perturbed students below measured 2e-7 and 4e-6
+    assert exact < 1e-20
+    assert loss(_oracle(teacher, skip, w_scale=1.01)) > 1e-9  # guidance scale 1 % off
+    assert loss(_oracle(teacher, skip), k=skip - 1) > 1e-9  # a target one timestep off
+
+
+def test_distill_runs_and_reduces_the_loss_of_a_tiny_student() -> None:
+    """A few steps of the full loop on random data: finite losses and an EMA target that moved."""
+    teacher = _random_unet(3)
+    g = torch.Generator().manual_seed(0)
+    data = torch.randn(32, 1, 8, 8, generator=g).clamp(-1, 1)
+    labels = torch.randint(0, 10, (32,), generator=g)
+    cfg = DistillConfig(steps=4, batch_size=8, lr=1e-3, distance="huber")
+    student, losses = distill(teacher, data, labels, SCHEDULE, cfg, progress=False)
+    assert len(losses) == 4 and all(torch.isfinite(torch.tensor(losses)))
+    moved = [(a - b).abs().max() for a, b in zip(student.state_dict().values(),
+                                                 student_from_teacher(teacher).state_dict().values(),
+                                                 strict=True)]
+    assert max(moved) > 0
+
+
+def test_distill_config_errors_name_the_fix() -> None:
+    with pytest.raises(ValueError, match="distance 'l1': choose one of l2, huber"):
+        DistillConfig(distance="l1")
+    with pytest.raises(ValueError, match="skip=30 must divide"):
+        DistillConfig(skip=30).grid(1000)

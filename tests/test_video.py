@@ -1,0 +1,168 @@
+"""The factorised video denoiser: identity at init, AnimateDiff freezing, image-to-video, metrics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from diffusion_notes.data.clips import make_clips
+from diffusion_notes.denoiser import Denoiser
+from diffusion_notes.models import UNet
+from diffusion_notes.models.video import VideoUNet
+from diffusion_notes.schedules import make_schedule
+from diffusion_notes.timesteps import timestep_pairs
+from diffusion_notes.train import make_schedule_for, preset
+from diffusion_notes.video import (
+    KnownFramesDenoiser,
+    VideoConfig,
+    build_video_model,
+    get_or_train_video,
+    sample_with,
+    train_video,
+)
+from diffusion_notes.video_metrics import centre_of_mass, class_consistency, motion_errors
+
+
+def _perturbed_unet(seed: int = 0) -> UNet:
+    """A 16x16 UNet with every weight moved off its (partly zero) initialisation."""
+    torch.manual_seed(seed)
+    net = UNet(base_channels=8, channel_mult=(1, 2, 2))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    return net.eval()
+
+
+@pytest.mark.parametrize("kind", ["attention", "conv"])
+def test_video_model_at_init_is_the_image_model_on_every_frame(kind: str) -> None:
+    image = _perturbed_unet()
+    video = VideoUNet(image, kind).eval()
+    x = torch.randn(3, 6, 1, 16, 16)
+    t = torch.tensor([3, 400, 999])
+    with torch.no_grad():
+        out = video(x, t)
+        per_frame = torch.stack([image(x[:, f], t) for f in range(6)], dim=1)
+        folded = image(x.flatten(0, 1), t.repeat_interleave(6)).reshape(x.shape)
+    # exact: the temporal layers add h + 0 (zero output projection), and the spatial layers see
+    # the same batch as the image model does
+    assert torch.equal(out, folded)
+    # frame by frame (batches of another size may round differently in the last bit)
+    torch.testing.assert_close(out, per_frame, atol=1e-5, rtol=1e-5)
+    # the test can fail: once the temporal layers are non-zero, frames talk to each other
+    with torch.no_grad():
+        for layer in video.temporal:
+            for p in layer.parameters():
+                p.add_(0.05 * torch.randn_like(p))
+        mixed = video(x, t)
+        x2 = x.clone()
+        x2[:, 5] = torch.randn_like(x2[:, 5])
+        changed = video(x2, t)
+    assert not torch.allclose(mixed, folded, atol=1e-4)
+    # ... and frame 0's output now depends on frame 5's input
+    assert not torch.allclose(changed[:, 0], mixed[:, 0], atol=1e-6)
+
+
+def test_video_model_input_checks() -> None:
+    video = VideoUNet(_perturbed_unet())
+    with pytest.raises(ValueError, match="frames"):
+        video(torch.randn(2, 1, 16, 16), torch.tensor([1, 2]))
+    with pytest.raises(ValueError, match="temporal"):
+        VideoUNet(_perturbed_unet(), "lstm")  # type: ignore[arg-type]
+
+
+def _tiny_config(freeze: bool) -> VideoConfig:
+    image = preset("digits_frames", steps=2, batch_size=4, width=8)
+    return VideoConfig(image=image, freeze_spatial=freeze, n_clips=8, frames=4, steps=2,
+                       batch_size=2, warmup_steps=0, ema_decay=0.0)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_animatediff_freezing_trains_only_the_motion_layers(freeze: bool) -> None:
+    cfg = _tiny_config(freeze)
+    image = _perturbed_unet()
+    before = build_video_model(cfg, image).state_dict()
+    # ema_decay = 0: the returned EMA model holds the trained weights themselves
+    trained, losses, _ = train_video(cfg, image, make_schedule_for(cfg.image),
+                                     device=torch.device("cpu"), progress=False)
+    assert len(losses) == 2
+    after = trained.state_dict()
+    spatial_same = all(torch.equal(before[k], after[k]) for k in before if k.startswith("spatial."))
+    temporal_moved = any(not torch.equal(before[k], after[k])
+                         for k in before if k.startswith("temporal."))
+    assert temporal_moved
+    assert spatial_same == freeze
+
+
+def test_image_to_video_keeps_the_given_frame_exactly() -> None:
+    torch.manual_seed(1)
+    video = VideoUNet(_perturbed_unet())
+    with torch.no_grad():  # an untrained but non-trivial motion model: frames interact
+        for p in video.temporal.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    schedule = make_schedule("linear", 1000)
+    first = make_clips(3, 5, seed=4).frames[:, :1]
+    den = KnownFramesDenoiser(video.eval(), schedule, known=first)
+    noise = torch.randn(3, 5, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def spy(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        seen.append(x[:, 0].clone())
+        return video(x, t)
+
+    pairs = timestep_pairs(1000, 10)
+    out = sample_with(den.replace(net=spy), noise, pairs, progress=False)
+    assert torch.equal(out[:, 0], first[:, 0])
+    # between the steps the known frame stays on its own noising path: with deterministic DDIM,
+    # x_t = sqrt(abar_t) x_given + sqrt(1 - abar_t) eps_0 with the eps_0 that explains the start
+    ab = schedule.alpha_bar_list
+    a_T, s_T = ab[pairs[0][0]] ** 0.5, (1 - ab[pairs[0][0]]) ** 0.5
+    eps0 = (noise[:, 0] - a_T * first[:, 0]) / s_T
+    for x_seen, (t, _) in zip(seen, pairs, strict=True):
+        expected = ab[t] ** 0.5 * first[:, 0] + (1 - ab[t]) ** 0.5 * eps0
+        # float32 steps of size ~1: rounding of a few 1e-7 per step, 10 steps
+        torch.testing.assert_close(x_seen, expected, atol=1e-5, rtol=0)
+    # the denoiser's pair describes the same x_t: x_t = sqrt(abar) x0 + sqrt(1 - abar) eps, with
+    # x0 = the known frame (float32 rounding of O(1) values: 1e-5)
+    for t in (999, 500, 20):
+        d = den(noise, t)
+        a, s = schedule.alpha_bar_list[t] ** 0.5, (1 - schedule.alpha_bar_list[t]) ** 0.5
+        assert torch.equal(d.x0[:, 0], first[:, 0])
+        torch.testing.assert_close(a * d.x0 + s * d.eps, noise, atol=1e-5, rtol=0)
+    # the known frame was noised at every step (it is an input the other frames see) ...
+    assert not torch.allclose(seen[0], first[:, 0], atol=0.1)
+    # ... and the other frames are generated, not copied
+    assert not torch.allclose(out[:, 1], first[:, 0], atol=0.1)
+    # the plain denoiser does not keep it: the replacement is what does
+    free = sample_with(Denoiser(video, schedule), noise, timestep_pairs(1000, 10), progress=False)
+    assert not torch.allclose(free[:, 0], first[:, 0], atol=0.1)
+    with pytest.raises(ValueError, match="do not fit"):
+        KnownFramesDenoiser(video, schedule, known=first[:2])(noise, 5)
+
+
+def test_video_model_cache_roundtrip(tmp_path) -> None:
+    cfg = _tiny_config(True)
+    m1, info1 = get_or_train_video(cfg, device="cpu", root=tmp_path, progress=False)
+    m2, info2 = get_or_train_video(cfg, device="cpu", root=tmp_path, progress=False)
+    assert not info1.from_cache and info2.from_cache
+    assert info1.path == info2.path and info1.path.is_file()
+    assert info2.trainable < info2.total  # frozen image layers
+    for (k, a), (_, b) in zip(m1.state_dict().items(), m2.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+
+
+def test_motion_error_is_zero_on_true_clips_and_large_on_shuffled_ones() -> None:
+    c = make_clips(200, 8, seed=5)
+    com = centre_of_mass(c.frames)
+    # the true trajectory is on the fit's grid (integer phase and speed): exact up to rounding
+    assert motion_errors(com).max() < 1e-9
+    shuffled = com[:, torch.randperm(8, generator=torch.Generator().manual_seed(0))]
+    assert motion_errors(shuffled).mean() > 1.0
+    # standing still is not a move of the model (speeds >= 1 px per frame)
+    still = com[:, :1].expand(-1, 8, -1)
+    assert motion_errors(still).min() > 0.5
+
+
+def test_class_consistency_counts_frames_agreeing_with_the_reference() -> None:
+    classes = torch.tensor([[3, 3, 3, 8], [1, 7, 7, 7]])
+    assert class_consistency(classes) == pytest.approx(6 / 8)
+    assert class_consistency(classes, torch.tensor([3, 1]), skip=1) == pytest.approx(2 / 6)
