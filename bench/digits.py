@@ -17,7 +17,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -26,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from _machine import machine_info
 
 from diffusion_notes import get_device, is_smoke, pick
 from diffusion_notes.cache import config_hash, model_path
@@ -80,16 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "digits",
         "smoke": smoke,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
-            else platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "python": sys.version.split()[0],
-            "load_average_at_start": load_before,
-        },
+        "machine": machine_info(device, load_before),
         "config": asdict(config),
         "config_hash": config_hash(config),
         "train": {

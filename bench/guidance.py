@@ -23,14 +23,13 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
 import sys
 from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
-import torch
+from _machine import machine_info
 
 from diffusion_notes import get_device, is_smoke, pick
 from diffusion_notes.cache import get_or_train
@@ -117,16 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "guidance",
         "smoke": smoke,
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "device": str(device),
-            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
-            else platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-            "python": sys.version.split()[0],
-            "load_average_at_start": load_before,
-        },
+        "machine": machine_info(device, load_before),
         "sampler": {"name": "ddim", "eta": 0.0, "steps": steps, "clip_x0": True},
         "n_per_class": n_per_class,
         "interval_sigma": list(INTERVAL),
