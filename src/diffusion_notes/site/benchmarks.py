@@ -262,6 +262,23 @@ def _video(d: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _map(d: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+    for name, part in d["parts"].items():
+        m = part["machine"]
+        lines += [
+            f"**{part['title']}** (`--part {name}`): run {part['date'][:10]} on {m['device']}, "
+            f"{m['cpu_count']} cores (load average {m['load_average_at_start']:.1f} at start), "
+            f"torch {m['torch']}.",
+            "",
+            "| measure | value | goal |",
+            "| --- | --- | --- |",
+            *(f"| {r['measure']} | {r['value']} | {r['goal']} |" for r in part["table"]),
+            "",
+        ]
+    return lines
+
+
 def render_benchmarks_page(results: Path) -> str:
     lines = [
         "# Benchmarks",
@@ -279,6 +296,7 @@ def render_benchmarks_page(results: Path) -> str:
         ("Fast sampling", "fast_sampling", _fast_sampling),
         ("Sampler overhead against diffusers", "samplers", _samplers),
         ("Guidance on digits", "guidance", _guidance),
+        ("The map of image generation in miniature", "map", _map),
         ("Video diffusion in miniature", "video", _video),
         ("Site build", "site_build", _site),
         ("Paper index", "papers", _papers),
