@@ -114,8 +114,6 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
     bib = args.bib or default_bib()
     meta = args.metadata or default_metadata(bib)
-    if meta is None:
-        print("note: no paper metadata folder found; importing without authors", file=sys.stderr)
     try:
         report = import_list(
             args.readme,
@@ -129,6 +127,8 @@ def _cmd_import(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 1
+    if meta is None:  # said after the import, so that a refused import prints errors only
+        print("note: no paper metadata folder found; imported without authors", file=sys.stderr)
     print(report)
     return 0
 
