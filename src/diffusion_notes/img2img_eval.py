@@ -21,10 +21,11 @@ from dataclasses import dataclass
 import torch
 
 from diffusion_notes.denoiser import Denoiser
+from diffusion_notes.guidance import classifier_free
 from diffusion_notes.img2img import sdedit
 from diffusion_notes.metrics import class_accuracy, score_digits_held_out
 from diffusion_notes.models.classifier import DigitClassifier
-from diffusion_notes.models.sr import downsample, upsample_nearest
+from diffusion_notes.models.sr import downsample, upsample_bicubic, upsample_nearest
 from diffusion_notes.samplers import sample_ddim
 from diffusion_notes.schedules import Schedule
 from diffusion_notes.timesteps import timestep_pairs
@@ -42,6 +43,37 @@ def blocky_sketch(x: torch.Tensor) -> torch.Tensor:
     """A coarse binary sketch: 2x2 block means, thresholded to ink (1) or paper (-1)."""
     low = upsample_nearest(downsample(x))
     return torch.where(low > 0, 1.0, -1.0).to(x.dtype)
+
+
+Guide = tuple[torch.Tensor, Denoiser, torch.Tensor | None]  # (guides, denoiser, target labels)
+
+
+def digits_guides(
+    base: Denoiser,
+    clean: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    null: int,
+    flip_fraction: float = 0.2,
+    cfg_scale: float = 2.0,
+    seed: int = 1,
+) -> dict[str, Guide]:
+    """The lab's three SDEdit tasks on clean digits ``clean`` with classes ``labels``:
+    ``flipped`` (:func:`flip_pixels`) and ``sketch`` (:func:`blocky_sketch`) with the model's
+    unconditional branch (label ``null``), and ``relabel``: the clean digit with the model
+    conditioned on the next class, ``(y + 1) mod 10``, under classifier-free guidance at
+    ``cfg_scale`` [@ho2022classifier]."""
+    n, device = len(clean), clean.device
+    uncond = base.with_cond(torch.full((n,), null, device=device))
+    targets = (labels.cpu() + 1) % 10
+    relabel = classifier_free(base.with_cond(targets.to(device)), null_cond=null,
+                              scale=cfg_scale)
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "flipped": (flip_pixels(clean, flip_fraction, g), uncond, None),
+        "sketch": (blocky_sketch(clean), uncond, None),
+        "relabel": (clean, relabel, targets),
+    }
 
 
 @torch.no_grad()
@@ -113,6 +145,30 @@ def sample_sr(
     den = Denoiser(net, schedule, cond=low)
     pairs = timestep_pairs(schedule.T, n_steps, "trailing")
     return sample_ddim(den, x.to(low.device), pairs, eta=eta, generator=g, progress=progress)
+
+
+def sr_methods(
+    net: torch.nn.Module,
+    schedule: Schedule,
+    truth: torch.Tensor,
+    *,
+    n_samples: int = 8,
+    n_steps: int = 50,
+    progress: bool = True,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Upsamplings of ``downsample(truth)``: nearest, bicubic, one SR sample and the mean of
+    ``n_samples`` SR samples (seeds 0 .. n - 1; an estimate of the posterior mean). Returns
+    the methods' outputs and all samples (n_samples, B, 1, 8, 8)."""
+    low = downsample(truth)
+    samples = torch.stack([sample_sr(net, schedule, low, n_steps=n_steps, seed=k,
+                                     progress=progress) for k in range(n_samples)])
+    methods = {
+        "nearest": upsample_nearest(low),
+        "bicubic": upsample_bicubic(low),
+        "SR sample": samples[0],
+        f"SR mean of {n_samples}": samples.mean(0),
+    }
+    return methods, samples
 
 
 @dataclass(frozen=True)
