@@ -117,8 +117,9 @@ class SRInfo:
 
     path: Path
     from_cache: bool
-    seconds: float  # training time (measured when it was trained)
+    seconds: float  # training wall time (measured when it was trained)
     losses: tuple[float, ...]  # per-step noise-prediction MSE
+    cpu_seconds: float = float("nan")  # CPU time of the training process (nan: not recorded)
 
 
 def sr_schedule(config: SRConfig) -> Schedule:
@@ -193,11 +194,13 @@ def get_sr_model(
         except (CheckpointError, RuntimeError, KeyError):
             pass  # unreadable or stale: train again below
         else:
-            return net.eval(), SRInfo(path, True, float(ckpt["seconds"]), tuple(ckpt["losses"]))
-    start = time.perf_counter()
+            return net.eval(), SRInfo(path, True, float(ckpt["seconds"]), tuple(ckpt["losses"]),
+                                      float(ckpt.get("cpu_seconds", float("nan"))))
+    start, cpu_start = time.perf_counter(), time.process_time()
     with torch.enable_grad():
         net, losses = train_sr(config, digits_split()[0].images, progress=progress)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     atomic_save(wrap_checkpoint(_KIND, {"config": asdict(config), "model": net.state_dict(),
-                                        "seconds": seconds, "losses": list(losses)}), path)
-    return net, SRInfo(path, False, seconds, losses)
+                                        "seconds": seconds, "cpu_seconds": cpu,
+                                        "losses": list(losses)}), path)
+    return net, SRInfo(path, False, seconds, losses, cpu)
