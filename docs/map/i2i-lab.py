@@ -178,7 +178,8 @@ print(f"relabel: >= 90 % classified as the new class from s = {first.strength:.1
 # * For flipped pixels, the distance to the *clean* digit first falls (from 0.59 to 0.29 at
 #   $s = 0.2$: the corruption is removed) and then rises again (the digit itself is repainted):
 #   SDEdit acts as a restorer for corruptions that noise of that level hides.
-# * **relabel** guides are real digits, so realism starts at its best (FD 22) and *gets worse*
+# * **relabel** guides are real held-out digits, part of the FD's own reference set, so realism
+#   starts at its best (FD 22, below the floor of an independent set) and *gets worse*
 #   on the way: at $s = 0.2$ the outputs are half-way between two classes (FD about 200, 62 %
 #   read as the new class). From $s = 0.3$ nearly all of them are read as the new class while
 #   keeping part of the guide (MSE 0.42 against 0.69 at $s = 1$), and the FD comes back down
