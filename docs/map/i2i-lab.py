@@ -23,8 +23,8 @@
 #    sampler from there. $s = 0$ returns the guide, $s = 1$ ignores it. In between, the
 #    model keeps what the noise did not drown and fills in the rest, and we measure the
 #    trade-off between *faithfulness* (distance to the guide) and *realism*.
-# 2. **Super-resolution** from 4x4 to 8x8, the recipe of SR3 (Saharia et al., "Image
-#    super-resolution via iterative refinement") and Palette [@saharia2022palette]: a diffusion
+# 2. **Super-resolution** from 4x4 to 8x8, the recipe of SR3 [@saharia2023image]
+#    and Palette [@saharia2022palette]: a diffusion
 #    model trained on pairs, with the upsampled low-resolution image concatenated to $x_t$ as
 #    an extra input channel. It is compared with bicubic and nearest upsampling.
 #
