@@ -11,7 +11,7 @@ the training split (the 1/3 and 2/3 quantiles):
 
 The middle third gets no word, so captions vary in length and a missing word means "ordinary":
 "a seven", "a thick seven", "a thin small zero, tilted left". The vocabulary is fixed and small
-(:data:`VOCAB`); :func:`tokenize` turns captions into padded integer ids, and the empty caption
+(:data:`VOCAB`, 22 tokens); :func:`tokenize` turns captions into padded integer ids, and the empty caption
 ``""`` is the null condition of classifier-free guidance (the token ``<null>``, as the class
 model's "no label").
 
@@ -38,7 +38,7 @@ THICKNESS_WORDS = ("thin", "", "thick")  # lowest, middle, highest tercile
 SIZE_WORDS = ("small", "", "large")
 SLANT_WORDS = ("tilted left", "", "tilted right")
 VOCAB: tuple[str, ...] = (PAD, NULL, "a", ",", *DIGIT_WORDS,
-                          "thin", "thick", "small", "large", "tilted", "left", "right")
+                          "thin", "thick", "small", "large", "tilted", "left", "right", "an")
 WORD_ID = {w: i for i, w in enumerate(VOCAB)}
 PAD_ID, NULL_ID = WORD_ID[PAD], WORD_ID[NULL]
 MAX_TOKENS = 8  # the longest caption, "a thin small seven , tilted left", has 7
@@ -85,7 +85,8 @@ def make_caption(digit: int, *, thickness: str = "", size: str = "", slant: str 
                                 ("size", size, SIZE_WORDS), ("slant", slant, SLANT_WORDS)):
         if word not in allowed:
             raise ValueError(f"unknown {name} word {word!r}; allowed: {list(allowed)}")
-    text = " ".join(w for w in ("a", thickness, size, DIGIT_WORDS[int(digit)]) if w)
+    ws = [w for w in (thickness, size, DIGIT_WORDS[int(digit)]) if w]
+    text = " ".join(["an" if ws[0] == "eight" else "a", *ws])
     return f"{text}, {slant}" if slant else text
 
 

@@ -4,7 +4,7 @@ Text-to-image diffusion models condition the denoiser on a *sequence* of token v
 text encoder, read through cross-attention: queries from the image features, keys and values
 from the tokens [@rombach2022high, sec. 3.3; @Saharia2022PhotorealisticTD]. GLIDE trains its
 text transformer jointly with the diffusion model [@nichol2021glide]; this miniature does the
-same with a one-layer transformer over a caption vocabulary of 21 words.
+same with a one-layer transformer over a caption vocabulary of 20 words.
 
 * :class:`TextEncoder`: token embedding + learned position embedding + pre-norm transformer
   layers whose self-attention ignores padding; returns ``(tokens (B, L, D), pad_mask (B, L))``.
