@@ -152,7 +152,9 @@ def test_training_lowers_the_loss_and_the_model_is_cached(tmp_path, monkeypatch)
     model, info = t2i.get_text_model(cfg, root=tmp_path, progress=False)
     assert not info.from_cache and len(info.losses) == 120
     first, last = sum(info.losses[:20]) / 20, sum(info.losses[-20:]) / 20
-    assert last < 0.8 * first, (first, last)  # measured about 0.4x; random init gives ~1x
+    # eps has unit variance, so the untrained loss is about 1; learning the digit-dependent
+    # mean must take a fifth of it off within 120 steps
+    assert last < 0.8 * first, (first, last)
     again, info2 = t2i.get_text_model(cfg, root=tmp_path, progress=False)
     assert info2.from_cache and info2.terciles == terc
     for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
