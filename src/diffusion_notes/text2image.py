@@ -58,7 +58,10 @@ _KIND = "text2image"
 
 @dataclass(frozen=True)
 class TextToImageConfig:
-    """Everything that determines the trained text-to-image model (and so its cache key)."""
+    """Everything that determines the trained text-to-image model (and so its cache key).
+
+    The defaults (width 16, 1500 steps of 128) trained in 100 s on the shared 2-core box
+    (load average about 6, one torch thread), 0.073 CPU-s a step; width 32 measured 0.111."""
 
     steps: int = 1500
     batch_size: int = 128
