@@ -65,10 +65,17 @@ def _check_interval(interval: tuple[float, float] | None) -> tuple[float, float]
 
 
 def _labels(cond: Any, n: int, device: torch.device, what: str) -> torch.Tensor:
-    """A condition as (n,) labels: an int is repeated, a (n,) or (1,) tensor is expanded."""
+    """A condition as (n,) labels: an int is repeated, a (n,) or (1,) tensor is expanded.
+
+    A condition with two or more axes is a sequence per example (caption token ids (n, L)):
+    its first axis is the batch, and a batch of one is expanded to n."""
     y = torch.as_tensor(cond, device=device)
     if y.is_floating_point() or y.is_complex():
-        raise ValueError(f"{what} must be integer class labels, got dtype {y.dtype}")
+        raise ValueError(f"{what} must be integer class labels or token ids, got dtype {y.dtype}")
+    if y.ndim >= 2:
+        if y.shape[0] not in (1, n):
+            raise ValueError(f"{what} has {y.shape[0]} token sequences for a batch of {n}")
+        return y.long().expand(n, *y.shape[1:])
     y = y.reshape(-1).long()
     if y.numel() == 1:
         return y.expand(n)
