@@ -208,6 +208,13 @@ def edit_pairs(pairs: Sequence[tuple[int, int]], t_edit: int | None) -> list[tup
     return tail
 
 
+def _batch_labels(cond: Any, x: torch.Tensor) -> Any:
+    """An int label as a ``(B,)`` LongTensor on ``x``'s device (what the networks take)."""
+    if isinstance(cond, int):
+        return torch.full((x.shape[0],), cond, dtype=torch.long, device=x.device)
+    return cond
+
+
 @torch.no_grad()
 def invert_and_edit(
     den: Denoiser,
@@ -228,6 +235,7 @@ def invert_and_edit(
     problem null-text inversion [@mokady2022null] solves by optimising the null embedding.
     """
     sub = edit_pairs(pairs, t_edit)
+    source, target = (_batch_labels(c, x0) for c in (source, target))
     latent = ddim_invert(den.with_cond(source), x0, sub, progress=progress)
     recon = sample_ddim(den.with_cond(source), latent, sub, progress=progress)
     tgt = den.with_cond(target)
