@@ -11,12 +11,14 @@ import torch
 
 from diffusion_notes.data.gmm import GaussianMixture, labelled_mixture
 from diffusion_notes.denoiser import Denoiser
+from diffusion_notes.diffusion import q_sample, q_step
 from diffusion_notes.editing import (
     check_mask,
     edit_pairs,
     inpaint,
     invert_and_edit,
     n_evaluations,
+    q_jump,
     repaint_moves,
 )
 from diffusion_notes.samplers import sample_ddim, sample_ddpm
@@ -101,6 +103,23 @@ def test_repaint_moves_follow_algorithm_1() -> None:
                                       ("down", 1), ("down", 2), ("down", 3), ("up", 4),
                                       ("down", 2), ("down", 3), ("down", 4)]
     assert n_evaluations(10, 1) == 10 and n_evaluations(10, 4) == 10 + 3 * 9
+
+
+def test_resampling_jump_is_the_forward_process() -> None:
+    """One level up is q_step exactly; a jump of several levels, applied to q(x_tp | x0), has
+    q(x_t | x0)'s mean coefficient and variance (checked on the closed form, float64)."""
+    x, e = images(0), images(1)
+    assert torch.allclose(q_jump(SCHEDULE, x, 499, 500, e), q_step(SCHEDULE, x, 500, e),
+                          rtol=0, atol=1e-12)
+    x0, e1, e2 = images(2), images(3), images(4)
+    up = q_jump(SCHEDULE, q_sample(SCHEDULE, x0, 200, e1), 200, 700, e2)
+    ab_t, ab_p = SCHEDULE.alpha_bar_list[700], SCHEDULE.alpha_bar_list[200]
+    r = ab_t / ab_p
+    # up = sqrt(ab_t) x0 + [sqrt(r (1 - ab_p)) e1 + sqrt(1 - r) e2]: same mean, and the two
+    # noise weights' squares add up to 1 - ab_t
+    noise_part = math.sqrt(r * (1 - ab_p)) * e1 + math.sqrt(1 - r) * e2
+    assert torch.allclose(up, math.sqrt(ab_t) * x0 + noise_part, rtol=0, atol=1e-12)
+    assert math.isclose(r * (1 - ab_p) + (1 - r), 1 - ab_t, rel_tol=1e-12)
 
 
 # -- RePaint's claim on an exact score ------------------------------------------------------

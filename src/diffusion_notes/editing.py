@@ -33,7 +33,7 @@ from diffusion_notes.diffusion import q_sample
 from diffusion_notes.guidance import classifier_free
 from diffusion_notes.samplers._common import abar_pairs, draw_noise, validate
 from diffusion_notes.samplers.ddim import ddim_invert, ddim_sigma_from_alpha_bar, sample_ddim
-from diffusion_notes.schedules import alpha_bar_at, posterior_coefficients
+from diffusion_notes.schedules import Schedule, alpha_bar_at, posterior_coefficients
 
 Step = Literal["ddpm", "ddim"]
 STEPS: tuple[str, ...] = get_args(Step)
@@ -88,6 +88,16 @@ def repaint_moves(n_steps: int, resample: int = 1, jump: int = 1) -> list[tuple[
                 moves.append(("up", level))
                 moves.extend(("down", kk) for kk in range(level - jump, level))
     return moves
+
+
+def q_jump(
+    schedule: Schedule, x_prev: torch.Tensor, t_prev: int, t: int, eps: torch.Tensor
+) -> torch.Tensor:
+    """Forward from level ``t_prev`` up to ``t > t_prev`` in one draw: ``q(x_t | x_{t_prev}) =
+    N(sqrt(abar_t / abar_prev) x_prev, (1 - abar_t / abar_prev) I)``, the product of the single
+    forward steps in between (Ho et al. 2020, eq. 2 composed; ``q_step`` when ``t = t_prev + 1``)."""
+    ratio = alpha_bar_at(schedule, t) / alpha_bar_at(schedule, t_prev)
+    return math.sqrt(ratio) * x_prev + math.sqrt(1.0 - ratio) * eps
 
 
 def n_evaluations(n_steps: int, resample: int = 1, jump: int = 1) -> int:
@@ -155,9 +165,7 @@ def inpaint(
         bar = tqdm(total=sum(m == "down" for m, _ in moves), desc="inpainting", leave=False)
     for move, k in moves:
         if move == "up":  # x_t ~ q(x_t | x_{t_prev}) across `jump` levels at once
-            ab_hi = alpha_bar_at(den.schedule, levels[k - jump])
-            ratio = ab_hi / alpha_bar_at(den.schedule, levels[k])
-            x = math.sqrt(ratio) * x + math.sqrt(1.0 - ratio) * draw_noise(x, generator)
+            x = q_jump(den.schedule, x, levels[k], levels[k - jump], draw_noise(x, generator))
             continue
         t, tp = pairs[k]
         c = coefs[k]
