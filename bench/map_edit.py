@@ -3,7 +3,7 @@
 Run through ``bench/map.py --part edit``. The settings are the editing lab's: the shared
 ``digits_cond`` model (null label for inpainting), the 359 held-out digits under three masks,
 50 DDPM steps with U = 1 (replacement), 3 and 10; the held-out 3s inverted with 50 DDIM steps
-to three levels and edited to 8, with sampled 8s as the style baseline.
+to three levels and edited to 8 (and once with CFG 3), with sampled 8s as the style baseline.
 """
 
 from __future__ import annotations
@@ -63,15 +63,18 @@ def run(smoke: bool) -> dict:
                          torch.randn(threes.shape, generator=g).to(device), pairs,
                          progress=False).cpu()
     edits = []
-    for lv in (None, int(0.6 * config.timesteps), int(0.4 * config.timesteps)):
-        e, _ = score_edit(den, classifier, threes, 3, 8, pairs, eights, t_edit=lv)
+    T = config.timesteps
+    for lv, scale in ((None, 1.0), (int(0.6 * T), 1.0), (int(0.4 * T), 1.0), (None, 3.0)):
+        e, _ = score_edit(den, classifier, threes, 3, 8, pairs, eights, t_edit=lv,
+                          guidance_scale=scale, null_cond=10)
+        at = f"t_edit={e.t_edit}" + (f", CFG {scale:g}" if scale != 1.0 else "")
         edits.append({**vars(e), "ratios": {p: e.ratio(p) for p in PROPERTIES}})
         table += [
-            {"measure": f"edit 3 -> 8 from t_edit={e.t_edit}: classified as 8",
+            {"measure": f"edit 3 -> 8 from {at}: classified as 8",
              "value": f"{e.class_change:.1%}", "goal": "report"},
-            {"measure": f"edit from t_edit={e.t_edit}: round-trip RMS (label 3)",
+            {"measure": f"edit from {at}: round-trip RMS (label 3)",
              "value": round(e.recon_rms, 4), "goal": "small"},
-            {"measure": f"edit from t_edit={e.t_edit}: style gap / sampled-8 baseline "
+            {"measure": f"edit from {at}: style gap / sampled-8 baseline "
                         "(thickness, slant, size)",
              "value": ", ".join(f"{e.ratio(p):.2f}" for p in PROPERTIES),
              "goal": "lower (< 1)"},

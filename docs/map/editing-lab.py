@@ -66,6 +66,7 @@ schedule = make_schedule_for(config)
 N_DIGITS = pick(359, 16)  # held-out digits inpainted per mask and method
 N_STEPS = pick(50, 4)  # reverse steps (DDPM for inpainting, DDIM for the edit)
 RESAMPLE = pick((1, 3, 10), (1, 2))  # U = 1 is plain replacement
+GUIDED = 3.0  # classifier-free guidance scale of the guided edit (the inversion is unguided)
 pairs = timestep_pairs(config.timesteps, N_STEPS)
 print(f"device: {device}; smoke mode: {is_smoke()}; {N_STEPS} steps from t = {pairs[0][0]}")
 
@@ -150,7 +151,8 @@ print(f"largest known-pixel change over all runs: {max(s.known_change for s in s
 # with DDIM under label 3 (the round trip) and under label 8 (the edit). The stroke properties
 # (`data.strokes`: thickness, slant, size) of each edit are compared with those of its own 3;
 # the baseline pairs each 3 with an unrelated 8, sampled from the model from fresh noise (or
-# taken from the held-out 8s). A ratio far below 1 means the edit keeps the 3's style.
+# taken from the held-out 8s). A ratio far below 1 means the edit keeps the 3's style. The
+# last row guides the edit with classifier-free guidance (scale 3) from the full inversion.
 
 # %%
 threes = held.images[held.labels == 3][:N_DIGITS]
@@ -160,33 +162,36 @@ eights = sample_ddim(den.with_cond(torch.full((len(threes),), 8, device=device))
                      torch.randn(threes.shape, generator=g).to(device), pairs, progress=False).cpu()
 T = config.timesteps
 levels = [None, int(0.6 * T), int(0.4 * T)]
+runs = [(lv, 1.0) for lv in levels] + [(None, GUIDED)]  # (t_edit, CFG scale of the edit)
 edits = {}
-for lv in levels:
-    e, r = score_edit(den, classifier, threes, 3, 8, pairs, eights, t_edit=lv)
-    edits[e.t_edit] = (e, r)
+for lv, scale in runs:
+    e, r = score_edit(den, classifier, threes, 3, 8, pairs, eights, t_edit=lv,
+                      guidance_scale=scale, null_cond=10)
+    edits[e.t_edit, scale] = (e, r)
 real_gap = style_gap(real_eights[torch.arange(len(threes)) % len(real_eights)], threes)
 print(f"{len(threes)} held-out 3s; baseline: {len(eights)} sampled 8s (real held-out 8s in "
       "brackets)")
-print(f"{'t_edit':>6s} {'steps':>5s} {'-> 8':>6s} {'round trip RMS':>14s} {'still 3':>7s}  "
+print(f"{'t_edit':>6s} {'CFG':>4s} {'steps':>5s} {'-> 8':>6s} {'round trip RMS':>14s} {'still 3':>7s}  "
       + "  ".join(f"{p + ' gap (ratio)':>22s}" for p in PROPERTIES))
 for e, _ in edits.values():
     cells = "  ".join(f"{e.style[p]:9.3f} ({e.ratio(p):4.2f})" + " " * 7 for p in PROPERTIES)
-    print(f"{e.t_edit:6d} {e.n_steps:5d} {e.class_change:6.1%} {e.recon_rms:14.3f} "
+    print(f"{e.t_edit:6d} {e.guidance_scale:4.1f} {e.n_steps:5d} {e.class_change:6.1%} {e.recon_rms:14.3f} "
           f"{e.recon_accuracy:7.1%}  {cells}")
 base = next(iter(edits.values()))[0].baseline
 print("baseline gap, sampled 8s: " + ", ".join(f"{p} {base[p]:.3f}" for p in PROPERTIES))
 print("baseline gap, real 8s:    " + ", ".join(f"{p} {real_gap[p]:.3f}" for p in PROPERTIES))
 
 # %%
-full = edits[pairs[0][0]][1]
-fig, axes = plt.subplots(1, 4 + len(levels) - 1, figsize=(15, 2.6))
+full = edits[pairs[0][0], 1.0][1]
+fig, axes = plt.subplots(1, 3 + len(runs), figsize=(17, 2.6))
 show_grid(threes[:8], axes[0], "original 3s", cols=4)
 show_grid(full.latent[:8].clamp(-2.5, 2.5) / 2.5, axes[1], "inverted noise (full)", cols=4)
 show_grid(full.reconstruction[:8], axes[2], "round trip, label 3", cols=4)
-for i, (t_e, (_, r)) in enumerate(edits.items()):
-    show_grid(r.edit[:8], axes[3 + i], f"edit to 8, t_edit={t_e}", cols=4)
+for i, ((t_e, scale), (_, r)) in enumerate(edits.items()):
+    cfg = f", CFG {scale:g}" if scale != 1.0 else ""
+    show_grid(r.edit[:8], axes[3 + i], f"to 8, t_edit={t_e}{cfg}", cols=4)
 describe(fig, "Eight held-out 3s, their DDIM-inverted noise, the round trip under label 3, and "
-         "the edits under label 8 from three inversion levels.")
+         "the edits under label 8 from three inversion levels and with guidance.")
 plt.show()
 
 # %% [markdown]
