@@ -1,7 +1,7 @@
 """Map part ``edit``: inpainting (replacement against RePaint) and the 3 -> 8 inversion edit.
 
 Run through ``bench/map.py --part edit``. The settings are the editing lab's: the shared
-``digits_cond`` model (null label for inpainting), the 359 held-out digits under three masks,
+``digits_cond`` model (null label for inpainting), the first 150 held-out digits under three masks,
 50 DDPM steps with U = 1 (replacement), 3 and 10; the held-out 3s inverted with 50 DDIM steps
 to three levels and edited to 8 (and once with CFG 3), with sampled 8s as the style baseline.
 """
@@ -27,7 +27,7 @@ def run(smoke: bool) -> dict:
     device = get_device()
     config = preset("digits_cond", **pick({}, {"steps": 20, "timesteps": 100, "batch_size": 32}))
     schedule = make_schedule_for(config)
-    n_digits, n_steps = pick(359, 16), pick(50, 4)
+    n_digits, n_steps = pick(150, 16), pick(50, 4)
     resample = pick((1, 3, 10), (1, 2))
     pairs = timestep_pairs(config.timesteps, n_steps)
     model, _ = get_or_train(config, device=device)
