@@ -203,9 +203,10 @@ plt.show()
 # class; from a lower `t_edit` less is left to change, so the round trip gets closer and the
 # style gaps shrink while fewer edits become 8s (the `-> 8` column). The ratios compare each
 # gap with that of an unrelated sampled 8: below 1, the edit kept more of the 3's thickness,
-# slant or size than chance. Size is the property an 8 cannot keep well (its ratio stays
-# near 1 from the full inversion), since an 8 closes the loops a 3 leaves open; guidance
-# (the CFG row) buys class confidence at the price of style.
+# slant or size than chance. Size is the property the edit keeps worst (its ratio is near 1
+# from the full inversion, lower only from a partial one), and guiding the edit (the CFG
+# row) raises the thickness and slant ratios: the stronger push towards "8" overrides more
+# of the original's style.
 
 # %%
 print(f"lab run time: {time.perf_counter() - lab_start:.0f} s on {device} "
