@@ -177,3 +177,16 @@ def test_figure_alt_from_titles_and_describe() -> None:
     ax.set_title("loss")
     assert backend_inline._fetch_figure_metadata(fig2)["alt"] == "Figure: 1 panel: loss."
     plt.close(fig2)
+
+
+def test_sources_hold_no_control_characters() -> None:
+    """A stray control character (a BEL where a script wrote "\\approx" unescaped) drops a
+    letter of the TeX and renders as "pprox": none may be in a note or a lab."""
+    bad = []
+    for path in sorted((REPO / "docs").rglob("*")):
+        if path.suffix not in (".md", ".py") or not path.is_file():
+            continue
+        for no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if any(ord(ch) < 32 and ch != "\t" for ch in line):
+                bad.append(f"{path.relative_to(REPO)}:{no}")
+    assert not bad, f"control characters in: {', '.join(bad)}"

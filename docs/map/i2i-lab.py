@@ -166,11 +166,11 @@ print(f"relabel: >= 90 % classified as the new class from s = {first.strength:.1
 
 # %% [markdown]
 # Reading the numbers (each one printed above). The distance to the guide rises with the
-# strength for every kind of guide, steeply up to $s pprox 0.5$ and slowly after: above that
+# strength for every kind of guide, steeply up to $s \approx 0.5$ and slowly after: above that
 # the model has forgotten most of the guide. Realism does not simply improve with $s$:
 #
 # * **flipped** and **sketch** guides are far from digits (FD about 400 and 350 at $s = 0$). The
-#   FD drops quickly and flattens from $s pprox 0.4$ near the level of unconditional samples
+#   FD drops quickly and flattens from $s \approx 0.4$ near the level of unconditional samples
 #   ($s = 1$, FD 125 with the unconditional branch and 50 DDIM steps; the real-data floor is
 #   54). For sketches it is *lowest at an intermediate strength* ($s = 0.5$): the sketch keeps
 #   the digit's layout, which the unconditional branch alone reproduces less well. That

@@ -20,7 +20,8 @@
 # digits:
 #
 # 1. captions synthesised from each digit's label and its measured strokes ("a thick seven",
-#    "a small zero, tilted left"), with a vocabulary of 20 words;
+#    "a small zero, tilted left"), with a vocabulary of 19 words (plus the comma,
+#    a padding token and the null caption: 22 tokens);
 # 2. a tiny text encoder (one transformer layer) and cross-attention from the image features
 #    to the caption's tokens;
 # 3. a latent diffusion model on the 2x4x4 latents of the small VAE, trained jointly with the
