@@ -28,13 +28,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from diffusion_notes.cache_store import cache_root, config_hash
-from diffusion_notes.checkpoints import (
-    CheckpointError,
-    atomic_save,
-    load_checkpoint,
-    wrap_checkpoint,
-)
+from diffusion_notes.cache_store import cache_root, config_hash, load_or_build
+from diffusion_notes.checkpoints import load_checkpoint, save_checkpoint
 
 _KIND = "autoencoder"
 
@@ -181,19 +176,20 @@ def get_autoencoder(
 
     config = config or AutoencoderConfig()
     path = autoencoder_path(config, root)
-    if path.is_file():
-        try:
-            ckpt = load_checkpoint(path, kind=_KIND)
-            vae = DigitsVAE(config.latent_channels, config.width)
-            vae.load_state_dict(ckpt["model"])
-        except (CheckpointError, RuntimeError, KeyError):
-            pass  # unreadable or stale: train again below
-        else:
-            return vae.eval(), AutoencoderInfo(path, True, float(ckpt["seconds"]),
-                                               float(vae.scale), tuple(ckpt["losses"]))
-    start = time.perf_counter()
-    vae, losses = train_autoencoder(config, digits_split()[0].images, progress=progress)
-    seconds = time.perf_counter() - start
-    atomic_save(wrap_checkpoint(_KIND, {"config": asdict(config), "model": vae.state_dict(),
-                                        "seconds": seconds, "losses": list(losses)}), path)
-    return vae, AutoencoderInfo(path, False, seconds, float(vae.scale), losses)
+
+    def load(p: Path) -> tuple[DigitsVAE, dict]:
+        ckpt = load_checkpoint(p, kind=_KIND)
+        vae = DigitsVAE(config.latent_channels, config.width)
+        vae.load_state_dict(ckpt["model"])
+        return vae, ckpt
+
+    def build(folder: Path) -> Path:
+        start = time.perf_counter()
+        vae, losses = train_autoencoder(config, digits_split()[0].images, progress=progress)
+        return save_checkpoint(_KIND, {"config": asdict(config), "model": vae.state_dict(),
+                                       "seconds": time.perf_counter() - start,
+                                       "losses": list(losses)}, folder / path.name)
+
+    (vae, ckpt), from_cache = load_or_build(path, load, build)
+    return vae.eval(), AutoencoderInfo(path, from_cache, float(ckpt["seconds"]),
+                                       float(vae.scale), tuple(ckpt["losses"]))

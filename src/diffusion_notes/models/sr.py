@@ -31,13 +31,8 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from diffusion_notes.cache_store import cache_root, config_hash
-from diffusion_notes.checkpoints import (
-    CheckpointError,
-    atomic_save,
-    load_checkpoint,
-    wrap_checkpoint,
-)
+from diffusion_notes.cache_store import cache_root, config_hash, load_or_build
+from diffusion_notes.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_notes.diffusion import training_loss
 from diffusion_notes.models.unet import UNet
 from diffusion_notes.schedules import Schedule, make_schedule
@@ -186,21 +181,22 @@ def get_sr_model(
 
     config = config or SRConfig()
     path = sr_path(config, root)
-    if path.is_file():
-        try:
-            ckpt = load_checkpoint(path, kind=_KIND)
-            net = SRUNet(config.width, config.depth)
-            net.load_state_dict(ckpt["model"])
-        except (CheckpointError, RuntimeError, KeyError):
-            pass  # unreadable or stale: train again below
-        else:
-            return net.eval(), SRInfo(path, True, float(ckpt["seconds"]), tuple(ckpt["losses"]),
-                                      float(ckpt.get("cpu_seconds", float("nan"))))
-    start, cpu_start = time.perf_counter(), time.process_time()
-    with torch.enable_grad():
-        net, losses = train_sr(config, digits_split()[0].images, progress=progress)
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    atomic_save(wrap_checkpoint(_KIND, {"config": asdict(config), "model": net.state_dict(),
-                                        "seconds": seconds, "cpu_seconds": cpu,
-                                        "losses": list(losses)}), path)
-    return net, SRInfo(path, False, seconds, losses, cpu)
+
+    def load(p: Path) -> tuple[SRUNet, dict]:
+        ckpt = load_checkpoint(p, kind=_KIND)
+        net = SRUNet(config.width, config.depth)
+        net.load_state_dict(ckpt["model"])
+        return net, ckpt
+
+    def build(folder: Path) -> Path:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        with torch.enable_grad():
+            net, losses = train_sr(config, digits_split()[0].images, progress=progress)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+        return save_checkpoint(_KIND, {"config": asdict(config), "model": net.state_dict(),
+                                       "seconds": seconds, "cpu_seconds": cpu,
+                                       "losses": list(losses)}, folder / path.name)
+
+    (net, ckpt), from_cache = load_or_build(path, load, build)
+    return net.eval(), SRInfo(path, from_cache, float(ckpt["seconds"]), tuple(ckpt["losses"]),
+                              float(ckpt.get("cpu_seconds", float("nan"))))
