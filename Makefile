@@ -22,13 +22,14 @@ PORT ?= 8000
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml src/diffusion_notes/site/vendor.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@if $(PY) -c "import torch" 2>/dev/null; then echo "torch already installed"; \
 	elif [ -n "$(TORCH_INDEX)" ]; then $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)" --index-url "$(TORCH_INDEX)"; \
 	else $(PY) -m pip install --quiet "torch==$(TORCH_VERSION)"; fi
 	$(PY) -m pip install --quiet -e ".[docs,dev]"
+	$(PY) -m diffusion_notes.site.vendor
 	@touch $(STAMP)
 
 serve: setup

@@ -85,7 +85,7 @@ def test_math_is_typeset_on_note_and_lab(page, site_url, test_output) -> None:
 
 
 def test_no_request_leaves_localhost(page, site_url) -> None:
-    for path in ("", NOTE, LAB, "papers/"):
+    for path in ("", NOTE, LAB, "papers/", "map/"):
         page.goto(site_url + path)
         page.wait_for_load_state("networkidle")
     hosts = {urlparse(u).hostname for u in page.requests_seen if u.startswith("http")}
@@ -164,3 +164,20 @@ def test_chinese_term_finds_its_note(page, site_url) -> None:
     results.first.wait_for()
     hrefs = [results.nth(i).get_attribute("href") or "" for i in range(results.count())]
     assert any("ddpm/vae-elbo/" in h for h in hrefs), hrefs
+
+
+def test_lineage_diagrams_are_drawn_offline(page, site_url, test_output) -> None:
+    """The mermaid fences become diagrams with the locally served mermaid (the theme would
+    otherwise fetch it from a CDN, which an offline reader cannot reach). The theme swaps each
+    ``<pre class="mermaid">`` holding the source for a ``<div class="mermaid">`` whose (closed)
+    shadow root holds the SVG: drawn means a div, no source text left, and a real size."""
+    for path in ("map/", "map/text-to-image/"):
+        page.goto(site_url + path)
+        page.wait_for_function(
+            "() => { const d = [...document.querySelectorAll('.mermaid')];"
+            " return d.length > 0 && d.every(e => e.tagName === 'DIV') }")
+        boxes = page.evaluate(
+            "() => [...document.querySelectorAll('.mermaid')].map(d => [d.innerText.length,"
+            " d.getBoundingClientRect().width, d.getBoundingClientRect().height])")
+        assert all(text == 0 and w > 100 and h > 100 for text, w, h in boxes), f"{path}: {boxes}"
+    page.screenshot(path=str(test_output / "map-text-to-image-diagram.png"), full_page=False)

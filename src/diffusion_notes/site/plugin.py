@@ -58,12 +58,14 @@ from diffusion_notes.site.page_assets import (
 )
 from diffusion_notes.site.search_index import rewrite_search_index
 from diffusion_notes.site.sources import DocSource, walk_docs
+from diffusion_notes.site.vendor import MERMAID_URI, VendorError, ensure_mermaid
 
 log = logging.getLogger("mkdocs.plugins.diffusion_notes")
 
 INDEX_URI = "papers/index.md"
 CHECKS_URI = "checks.md"
 BENCH_URI = "benchmarks.md"
+_BUNDLE = re.compile(r'<script src="[^"]*assets/javascripts/bundle\.[0-9a-f]+\.min\.js"')
 _NB_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->",
                          re.DOTALL)
 _EXTERNAL_SCRIPT = re.compile(r"<script[^>]+src=\"https?://[^\"]*\"[^>]*>\s*</script>")
@@ -168,6 +170,11 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
                                     content=render_index(self.library, backlinks,
                                                          inline_assets=True)))
         files.append(File.generated(config, MATHJAX_URI, abs_src_path=str(mathjax_file())))
+        try:  # mermaid for the lineage diagrams, stored by setup (site.vendor)
+            mermaid = ensure_mermaid(fetch=False)
+        except VendorError as exc:
+            raise PluginError(str(exc)) from None
+        files.append(File.generated(config, MERMAID_URI, abs_src_path=str(mermaid)))
         if files.get_file_from_path(CHECKS_URI) is not None:
             raise PluginError(f"docs/{CHECKS_URI} exists but that page is generated from "
                               "tests/: delete the hand-written file")
@@ -229,6 +236,15 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
                                     "</head>", 1)
         if page.file.src_uri in self.math_pages:
             output = output.replace("</body>", mathjax_tags(base) + "</body>", 1)
+        if 'class="mermaid"' in output:
+            # before the theme's bundle, which draws with a global `mermaid` when there is one
+            # and otherwise fetches mermaid from a CDN
+            tag = f'<script src="{base}{MERMAID_URI}"></script>\n'
+            found = _BUNDLE.search(output)
+            if found is None:
+                raise PluginError(f"{page.file.src_uri}: the theme's bundle script was not found, "
+                                  "so mermaid cannot be loaded before it")
+            output = output[:found.start()] + tag + output[found.start():]
         return output
 
     # ----------------------------------------------------------------- 5. site-wide files
