@@ -52,6 +52,7 @@ from diffusion_notes.models.text_unet import TextUNet
 from diffusion_notes.samplers.ddim import sample_ddim
 from diffusion_notes.schedules import Schedule, make_schedule
 from diffusion_notes.timesteps import timestep_pairs
+from diffusion_notes.train import ema_decay_at, lr_at
 
 _KIND = "text2image"
 
@@ -168,7 +169,7 @@ def train_text_model(
         eps = torch.randn((config.batch_size, *z.shape[1:]), generator=g)
         y = drop_captions(tok[idx], config.caption_dropout, g).to(device)
         for group in opt.param_groups:  # linear warm-up, then constant
-            group["lr"] = config.lr * min(1.0, (step + 1) / max(config.warmup_steps, 1))
+            group["lr"] = lr_at(config, step)
         loss = training_loss(lambda xt, tt, _y=y: model(xt, tt, _y), z[idx.to(device)], schedule,
                              t=t.to(device), eps=eps.to(device))
         opt.zero_grad(set_to_none=True)
@@ -177,7 +178,7 @@ def train_text_model(
             torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
         opt.step()
         with torch.no_grad():  # ema <- d * ema + (1 - d) * theta, with a warm-up of d
-            d = min(config.ema_decay, (1.0 + step) / (10.0 + step))
+            d = ema_decay_at(config, step)
             torch._foreach_lerp_(ema_params, params, 1.0 - d)
         losses.append(float(loss.detach()))
     return ema.cpu().eval(), tuple(losses)

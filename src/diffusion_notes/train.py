@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as dist
@@ -220,13 +220,22 @@ def shard(batch: Batch, rank: int, world: int) -> Batch:
     return Batch(batch.x0[sl], batch.t[sl], batch.eps[sl], batch.y[sl] if batch.y is not None else None)
 
 
-def ema_decay_at(config: TrainConfig, step: int) -> float:
+class OptimSettings(Protocol):
+    """What the warm-ups read: every training config here has these fields (the diffusion
+    models' :class:`TrainConfig`, the SR and text-to-image configs)."""
+
+    lr: float
+    warmup_steps: int
+    ema_decay: float
+
+
+def ema_decay_at(config: OptimSettings, step: int) -> float:
     """EMA decay with a warm-up, ``min(d, (1 + s) / (10 + s))``, so early averages are not
     dominated by the random initial weights."""
     return min(config.ema_decay, (1.0 + step) / (10.0 + step))
 
 
-def lr_at(config: TrainConfig, step: int) -> float:
+def lr_at(config: OptimSettings, step: int) -> float:
     """Linear warm-up over ``warmup_steps``, then constant."""
     if config.warmup_steps == 0:
         return config.lr

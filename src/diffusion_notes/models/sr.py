@@ -36,6 +36,7 @@ from diffusion_notes.checkpoints import load_checkpoint, save_checkpoint
 from diffusion_notes.diffusion import training_loss
 from diffusion_notes.models.unet import UNet
 from diffusion_notes.schedules import Schedule, make_schedule
+from diffusion_notes.train import ema_decay_at, lr_at
 
 _KIND = "sr-unet"
 
@@ -150,12 +151,12 @@ def train_sr(
         loss = training_loss(lambda x, tt, _low=low: net(x, tt, _low), data[idx], schedule,
                              t=t, eps=eps)
         for group in opt.param_groups:
-            group["lr"] = config.lr * min(1.0, (step + 1) / max(config.warmup_steps, 1))
+            group["lr"] = lr_at(config, step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
         opt.step()
-        decay = min(config.ema_decay, (1.0 + step) / (10.0 + step))  # as train.ema_decay_at
+        decay = ema_decay_at(config, step)
         with torch.no_grad():
             for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
                 pe.lerp_(p, 1.0 - decay)
