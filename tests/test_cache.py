@@ -51,8 +51,9 @@ def test_get_or_train_trains_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert not again.training
-    # only the model file is left in the cache folder (no temporary training folders)
-    assert [p.name for p in (tmp_path / "models").iterdir()] == [info.path.name]
+    # only the model file (and its empty build lock) is left: no temporary training folders
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [
+        info.path.name, info.path.name + ".lock"]
     # another config is another entry
     _, info3 = get_or_train(replace(TINY, seed=1), device="cpu", progress=False)
     assert not info3.from_cache and info3.path != info.path and len(calls) == 2
@@ -71,3 +72,52 @@ def test_cache_version_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> No
     key = config_hash(TINY)
     monkeypatch.setattr(cache_store, "CACHE_VERSION", cache_store.CACHE_VERSION + 1)
     assert config_hash(TINY) != key
+
+
+def test_a_second_builder_waits_for_the_first_and_loads_its_entry(tmp_path, monkeypatch) -> None:
+    """Two callers that miss the same entry at once (two labs of a parallel site build): the
+    second blocks on the entry's lock while the first builds, then loads the first one's file
+    instead of training the same model again."""
+    import threading
+
+    from diffusion_notes import cache_store
+
+    path = tmp_path / "models" / "entry.pt"
+    builds: list[str] = []
+    a_building, b_at_lock, go = threading.Event(), threading.Event(), threading.Event()
+    real_lock = cache_store.build_lock
+
+    def lock(p):
+        if threading.current_thread().name == "B":
+            b_at_lock.set()  # B has found no file and is about to wait for the lock
+        return real_lock(p)
+
+    monkeypatch.setattr(cache_store, "build_lock", lock)
+
+    def builder(name: str):
+        def build(folder):
+            builds.append(name)
+            if name == "A":
+                a_building.set()
+                assert go.wait(120), "the test never released builder A"
+            out = folder / "x.txt"
+            out.write_text(name)
+            return out
+        return build
+
+    results: dict[str, tuple[str, bool]] = {}
+
+    def call(name: str) -> None:
+        results[name] = cache_store.load_or_build(path, lambda p: p.read_text(), builder(name))
+
+    a = threading.Thread(target=call, args=("A",), name="A")
+    a.start()
+    assert a_building.wait(120)
+    b = threading.Thread(target=call, args=("B",), name="B")
+    b.start()
+    assert b_at_lock.wait(120)
+    go.set()
+    a.join(120)
+    b.join(120)
+    assert builds == ["A"]
+    assert results == {"A": ("A", False), "B": ("A", True)}

@@ -96,3 +96,42 @@ def test_progress_bars_keep_their_final_state(tmp_path: Path) -> None:
     assert texts[0] == ("stderr", "done\n")
     assert texts[1][0] == "stderr" and texts[1][1].startswith("work: 100%")  # only the last bar
     assert texts[2] == ("stdout", "plain line\n") and len(texts) == 3
+
+
+def test_labs_run_side_by_side_with_their_own_environment(tmp_path: Path, monkeypatch) -> None:
+    """Two labs at once: each kernel gets the smoke flag and one torch thread through its own
+    environment (nothing is set in this process), results come back under their names in the
+    given order, and a failing lab is reported by name."""
+    monkeypatch.delenv("DIFFUSION_NOTES_SMOKE", raising=False)
+    body = ("# %%\nimport os\nprint(os.environ['DIFFUSION_NOTES_SMOKE'], "
+            "os.environ['OMP_NUM_THREADS'])\n")
+    pairs = []
+    for name in ("a-lab.py", "b-lab.py"):
+        (tmp_path / name).write_text(body + f"# {name}\n")
+        pairs.append((tmp_path / name, name))
+    monkeypatch.setattr(labs.os, "cpu_count", lambda: 2)
+    runs = labs.execute_labs(pairs, tmp_path / "cache", smoke=True, jobs=2, log=lambda *_: None)
+    assert list(runs) == ["a-lab.py", "b-lab.py"]
+    for run in runs.values():
+        nb = nbformat.read(run.notebook, as_version=4)
+        out = next(c for c in nb.cells if c.cell_type == "code").outputs[0].text
+        assert out == "1 1\n"
+        assert nb.metadata["diffusion_notes"]["machine"]["threads"] == 1
+    assert "DIFFUSION_NOTES_SMOKE" not in __import__("os").environ
+    (tmp_path / "c-lab.py").write_text("# %%\nraise RuntimeError('boom')\n")
+    with pytest.raises(LabError, match=r"c-lab\.py: .*boom"):
+        labs.execute_labs(pairs + [(tmp_path / "c-lab.py", "c-lab.py")], tmp_path / "cache2",
+                          smoke=True, jobs=2, log=lambda *_: None)
+
+
+def test_lab_jobs_setting(monkeypatch) -> None:
+    monkeypatch.setenv("DIFFUSION_NOTES_LAB_JOBS", "3")
+    assert labs.lab_jobs(0) == 3
+    monkeypatch.setenv("DIFFUSION_NOTES_LAB_JOBS", "two")
+    with pytest.raises(ValueError, match="DIFFUSION_NOTES_LAB_JOBS='two'"):
+        labs.lab_jobs(0)
+    monkeypatch.delenv("DIFFUSION_NOTES_LAB_JOBS")
+    monkeypatch.setattr(labs.os, "cpu_count", lambda: 8)
+    assert labs.lab_jobs(0) == 2 and labs.lab_jobs(1) == 1
+    monkeypatch.setattr(labs.os, "cpu_count", lambda: 1)
+    assert labs.lab_jobs(0) == 1

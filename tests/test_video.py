@@ -33,7 +33,7 @@ def _perturbed_unet(seed: int = 0) -> UNet:
     return net.eval()
 
 
-@pytest.mark.parametrize("kind", ["attention", "conv"])
+@pytest.mark.parametrize("kind", ["attention", "conv", "spacetime"])
 def test_video_model_at_init_is_the_image_model_on_every_frame(kind: str) -> None:
     image = _perturbed_unet()
     video = VideoUNet(image, kind).eval()
@@ -166,3 +166,100 @@ def test_class_consistency_counts_frames_agreeing_with_the_reference() -> None:
     classes = torch.tensor([[3, 3, 3, 8], [1, 7, 7, 7]])
     assert class_consistency(classes) == pytest.approx(6 / 8)
     assert class_consistency(classes, torch.tensor([3, 1]), skip=1) == pytest.approx(2 / 6)
+
+
+def _moving_video(kind: str = "spacetime") -> VideoUNet:
+    torch.manual_seed(2)
+    video = VideoUNet(_perturbed_unet(), kind)
+    with torch.no_grad():  # temporal layers off their identity initialisation
+        for p in video.temporal.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return video.eval()
+
+
+def test_image_to_video_from_a_clean_frame_shows_the_network_that_frame_at_t0() -> None:
+    video = _moving_video()
+    schedule = make_schedule("linear", 1000)
+    first = make_clips(3, 5, seed=4).frames[:, :1]
+    den = KnownFramesDenoiser(video, schedule, known=first, clean=True)
+    noise = torch.randn(3, 5, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    seen = []
+
+    def spy(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        seen.append((x.clone(), t.clone()))
+        return video(x, t)
+
+    pairs = timestep_pairs(1000, 10)
+    out = sample_with(den.replace(net=spy), noise, pairs, progress=False)
+    assert torch.equal(out[:, 0], first[:, 0])  # the given frame comes back exactly
+    for (x, t), (step_t, _) in zip(seen, pairs, strict=True):
+        assert torch.equal(x[:, 0], first[:, 0])  # the network sees it clean ...
+        assert t.shape == (3, 5) and torch.all(t[:, 0] == 0)  # ... at timestep 0
+        assert torch.all(t[:, 1:] == step_t)
+    # the clean frame is what the other frames see: another given frame changes them
+    other = make_clips(3, 5, seed=9).frames[:, :1]
+    out2 = sample_with(KnownFramesDenoiser(video, schedule, known=other, clean=True), noise,
+                       pairs, progress=False)
+    assert (out2[:, 1:] - out[:, 1:]).abs().max() > 1e-3
+
+
+def test_per_frame_timesteps_equal_the_clip_timestep_when_all_equal() -> None:
+    video = _moving_video("attention")
+    x = torch.randn(2, 4, 1, 16, 16)
+    t = torch.tensor([7, 500])
+    with torch.no_grad():
+        torch.testing.assert_close(video(x, t[:, None].expand(2, 4)), video(x, t))
+    with pytest.raises(ValueError, match="per-frame timesteps"):
+        video(x, torch.zeros(2, 3, dtype=torch.long))
+
+
+def test_spacetime_attention_carries_a_change_to_other_places_and_frames() -> None:
+    """Per-pixel temporal attention links only the same place across frames; the space-time
+    layer links every place of every frame, so on the coarse levels a change in one corner of
+    frame 0 reaches the far corner of frame 3 through it."""
+    from diffusion_notes.models.video import SpaceTimeAttention, TemporalAttention
+
+    torch.manual_seed(0)
+    layers = {"spacetime": SpaceTimeAttention(16), "attention": TemporalAttention(16)}
+    h = torch.randn(4, 16, 4, 4)  # one clip of 4 frames, a 4x4 map
+    h2 = h.clone()
+    h2[0, :, 0, 0] += 1.0
+    for name, layer in layers.items():
+        layer.norm = torch.nn.Identity()  # GroupNorm's per-frame statistics would link places too
+        with torch.no_grad():
+            layer.proj.weight.normal_(0, 0.2)
+            delta = layer(h2, 4) - layer(h, 4)
+        far = delta[3, :, 3, 3].abs().max()
+        if name == "spacetime":
+            assert far > 1e-3
+        else:
+            assert far == 0
+
+
+def test_video_loss_ignores_the_given_first_frame_and_weights_high_noise() -> None:
+    from diffusion_notes.video import noise_weight, video_loss
+
+    schedule = make_schedule("linear", 1000)
+    x0 = make_clips(4, 3, seed=1).frames
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([10, 300, 700, 990])
+    calls = []
+
+    def net(xt, tt):  # a model that is wrong on frame 0 only
+        calls.append((xt.clone(), tt.clone()))
+        out = eps.clone()
+        out[:, 0] += 1.0
+        return out
+
+    given = torch.tensor([True, True, False, False])
+    loss = video_loss(net, x0, schedule, t, eps, None, given)
+    # clips 2 and 3 pay for frame 0 (1 of 3 frames, error 1 per pixel); clips 0 and 1 do not
+    torch.testing.assert_close(loss, torch.tensor(2 * (1 / 3) / 4, dtype=loss.dtype))
+    xt, tt = calls[-1]
+    assert torch.equal(xt[:2, 0], x0[:2, 0]) and torch.all(tt[:2, 0] == 0)
+    assert torch.all(tt[2:, 0] == t[2:])
+    # the high-noise weight: 1 where snr >= 1, 1 / snr above, capped
+    w = noise_weight(schedule, t, 50.0)
+    snr = schedule.snr[t]
+    assert w[0] == 1.0 and w[3] == 50.0
+    torch.testing.assert_close(w[2], min(1 / snr[2], torch.tensor(50.0, dtype=snr.dtype)))

@@ -9,11 +9,12 @@ registry, so that import would be a cycle.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,14 +54,49 @@ def load_or_build(
     ``build(folder)`` writes the entry somewhere inside ``folder`` (a private temporary folder
     beside ``path``, same file system) and returns the file it wrote; it is renamed onto
     ``path`` with :func:`os.replace`. An unreadable or stale file is rebuilt over.
+
+    Two processes that miss the same entry at once (two labs of a parallel site build) do
+    not both build it: the second waits on :func:`build_lock` and then loads what the first
+    wrote.
     """
     path = Path(path)
-    if path.is_file():
-        try:
-            return load(path), True
-        except (CheckpointError, RuntimeError, KeyError):
-            pass  # unreadable or stale: build again below
+    loaded = _try_load(path, load)
+    if loaded is not None:
+        return loaded[0], True
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".build-", dir=path.parent) as tmp:
-        os.replace(build(Path(tmp)), path)
+    with build_lock(path):
+        loaded = _try_load(path, load)  # built by another process while this one waited
+        if loaded is not None:
+            return loaded[0], True
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=path.parent) as tmp:
+            os.replace(build(Path(tmp)), path)
     return load(path), False
+
+
+def _try_load(path: Path, load: Callable[[Path], Loaded]) -> tuple[Loaded] | None:
+    if not path.is_file():
+        return None
+    try:
+        return (load(path),)
+    except (CheckpointError, RuntimeError, KeyError):
+        return None  # unreadable or stale: build again
+
+
+@contextlib.contextmanager
+def build_lock(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on ``<path>.lock`` (POSIX ``flock``; it is released when the
+    holder exits, even by a crash): one builder per cache entry across processes. Where
+    ``fcntl`` does not exist (Windows) this does nothing."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no POSIX locks here
+        yield
+        return
+    lock = Path(f"{path}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -38,7 +38,7 @@ from diffusion_notes.checkpoints import (
 )
 from diffusion_notes.data.clips import FRAMES, make_clips
 from diffusion_notes.denoiser import Denoised, Denoiser
-from diffusion_notes.diffusion import training_loss
+from diffusion_notes.diffusion import q_sample, training_loss
 from diffusion_notes.models.video import TEMPORAL_KINDS, TemporalKind, VideoUNet
 from diffusion_notes.runtime import get_device
 from diffusion_notes.schedules import Schedule
@@ -77,8 +77,19 @@ class VideoConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.995
     seed: int = 0
+    # None: the plain eps loss. A number c: each clip's eps-MSE weighted by
+    # clamp(1 / snr(t), 1, c) (see :func:`noise_weight`): the high-noise steps, where a clip's
+    # digit and path are decided, get the weight of an x0 error, up to c
+    high_noise_weight: float | None = None
+    # share of training clips whose first frame is given clean, at timestep 0, with the loss
+    # on the other frames only: the model learns image-to-video from a clean first frame
+    first_frame_rate: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.high_noise_weight is not None and self.high_noise_weight < 1:
+            raise ValueError(f"high_noise_weight must be >= 1 (or None), got {self.high_noise_weight}")
+        if not 0.0 <= self.first_frame_rate <= 1.0:
+            raise ValueError(f"first_frame_rate must be in [0, 1], got {self.first_frame_rate}")
         if self.temporal not in TEMPORAL_KINDS:
             raise ValueError(f"temporal {self.temporal!r}: choose one of {', '.join(TEMPORAL_KINDS)}")
         if self.image.model != "unet":
@@ -164,9 +175,11 @@ def train_video(
         x0 = clips[idx.to(device)]
         t = torch.randint(0, schedule.T, (config.batch_size,), generator=g)
         eps = torch.randn(x0.shape, generator=g)
+        given = torch.rand(config.batch_size, generator=g) < config.first_frame_rate
         for group in opt.param_groups:
             group["lr"] = lr_at(view, step)
-        loss = training_loss(model, x0, schedule, t=t.to(device), eps=eps.to(device))
+        loss = video_loss(model, x0, schedule, t.to(device), eps.to(device),
+                          config.high_noise_weight, given.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
@@ -182,6 +195,41 @@ def train_video(
             bar.set_postfix(loss=f"{sum(losses[-50:]) / 50:.4f}")
     bar.close()
     return ema, tuple(losses), time.perf_counter() - t0
+
+
+def noise_weight(schedule: Schedule, t: torch.Tensor, cap: float) -> torch.Tensor:
+    """``clamp(1 / snr(t), 1, cap)``: the eps-MSE's weight that turns it into the x0-MSE
+    (``|x0 - x0_hat|^2 = |eps - eps_hat|^2 / snr``) at high noise, capped at ``cap``, and leaves
+    it alone (weight 1) where ``snr >= 1``."""
+    return (1.0 / schedule.snr[t.cpu()]).clamp(1.0, cap)
+
+
+def video_loss(
+    model: torch.nn.Module,
+    x0: torch.Tensor,
+    schedule: Schedule,
+    t: torch.Tensor,
+    eps: torch.Tensor,
+    cap: float | None = None,
+    given: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """DDPM's simple loss on clips, one ``t`` per clip, optionally weighted by
+    :func:`noise_weight`. Clips flagged in ``given`` (B,) show the network their first frame
+    clean at timestep 0 and are scored on the other frames only."""
+    if cap is None and (given is None or not bool(given.any())):
+        return training_loss(model, x0, schedule, t=t, eps=eps)
+    xt = q_sample(schedule, x0, t, eps)
+    tf = t[:, None].expand(-1, x0.shape[1]).clone()  # per-frame timesteps
+    weight = torch.ones(x0.shape[:2], dtype=x0.dtype, device=x0.device)  # per frame
+    if given is not None and bool(given.any()):
+        xt[given, 0] = x0[given, 0]
+        tf[given, 0] = 0
+        weight[given, 0] = 0.0
+    per_frame = (model(xt, tf) - eps).pow(2).flatten(2).mean(2)  # (B, F)
+    per_clip = (per_frame * weight).sum(1) / weight.sum(1)
+    if cap is not None:
+        per_clip = per_clip * noise_weight(schedule, t, cap).to(per_clip)
+    return per_clip.mean()
 
 
 def _lr_view(config: VideoConfig) -> TrainConfig:
@@ -237,23 +285,45 @@ class KnownFramesDenoiser(Denoiser):
 
     ``known`` has shape ``(B, K, C, H, W)``. Its prediction of ``x0`` for those frames is the
     known frames, and their ``eps`` the noise that explains ``x_t`` with that ``x0``; the other
-    frames keep the network's prediction, which sees the known frames through the temporal
-    layers. A sampler stepping with this denoiser keeps the known frames at
-    ``sqrt(abar) x0 + sqrt(1 - abar) eps`` for a fixed ``eps`` and ends on them exactly.
+    frames keep the network's prediction. A sampler stepping with this denoiser keeps the known
+    frames at ``sqrt(abar) x0 + sqrt(1 - abar) eps`` for a fixed ``eps`` and ends on them
+    exactly. What the *network* sees of the known frames:
+
+    * ``clean=False`` (*replacement*): their noisy ``x_t``, at the clip's timestep. Any video
+      model can do this, but early in sampling the given frame is as noisy as the rest, so it
+      says little about them [@ho2022video, sec. 3.1].
+    * ``clean=True``: the frames themselves at timestep 0 (per-frame timesteps), as a model
+      trained with ``VideoConfig.first_frame_rate > 0`` saw them: the other frames can copy
+      the given digit from the first step on.
     """
 
     known: torch.Tensor | None = None
+    clean: bool = False
+
+    def output(self, x: torch.Tensor, t: int) -> torch.Tensor:
+        if self.known is None or not self.clean:
+            return super().output(x, t)
+        k = self.known.shape[1]
+        x = torch.cat([self.known.to(x), x[:, k:]], dim=1)
+        tt = torch.full(x.shape[:2], int(t), dtype=torch.long, device=x.device)
+        tt[:, :k] = 0
+        out = self.net(x, tt) if self.cond is None else self.net(x, tt, self.cond)
+        if out.shape != x.shape:
+            raise ValueError(f"model output has shape {tuple(out.shape)}, expected {tuple(x.shape)}")
+        return out
 
     def raw(self, x: torch.Tensor, t: int, *, alpha_bar: float | None = None) -> Denoised:
+        if self.known is not None:
+            k = self.known.shape[1]
+            if (self.known.shape[0] != x.shape[0] or self.known.shape[2:] != x.shape[2:]
+                    or k > x.shape[1]):
+                raise ValueError(
+                    f"known frames of shape {tuple(self.known.shape)} do not fit clips of shape "
+                    f"{tuple(x.shape)}: need (batch, K <= frames, C, H, W)"
+                )
         d = super().raw(x, t, alpha_bar=alpha_bar)
         if self.known is None:
             return d
-        k = self.known.shape[1]
-        if self.known.shape[0] != x.shape[0] or self.known.shape[2:] != x.shape[2:] or k > x.shape[1]:
-            raise ValueError(
-                f"known frames of shape {tuple(self.known.shape)} do not fit clips of shape "
-                f"{tuple(x.shape)}: need (batch, K <= frames, C, H, W)"
-            )
         a, s = self.coefficients(t, alpha_bar)
         known = self.known.to(x)
         x0 = torch.cat([known, d.x0[:, k:]], dim=1)

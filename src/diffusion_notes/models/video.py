@@ -28,9 +28,11 @@ from torch.nn import functional as F
 
 from diffusion_notes.models.unet import UNet, _norm
 
-TemporalKind = Literal["attention", "conv"]
+TemporalKind = Literal["attention", "conv", "spacetime"]
 TEMPORAL_KINDS: tuple[str, ...] = get_args(TemporalKind)
 MAX_FRAMES = 32
+MAX_SIDE = 64  # largest feature-map side the space-time layer has position embeddings for
+FULL_TOKENS = 64  # the space-time layer attends over all F*H*W tokens where H*W <= this
 
 
 class TemporalAttention(nn.Module):
@@ -76,10 +78,48 @@ class TemporalConv(nn.Module):
         return h + out
 
 
+class SpaceTimeAttention(TemporalAttention):
+    """Self-attention over every frame *and* every position of a clip, on small feature maps.
+
+    Per-pixel temporal attention only mixes what sits at the same place in every frame, so a
+    moving object is seen by it as different parts of itself; carrying the object along its path
+    is left to the spatial convolutions around it. Here, on a feature map of at most
+    ``FULL_TOKENS`` positions (the 8x8 and 4x4 levels of the 16x16 UNet), each of the ``F*H*W``
+    tokens attends to all the others, with learned frame, row and column embeddings, so one
+    layer can copy a feature from frame ``j`` at position ``p`` to frame ``k`` at ``p + v(k-j)``:
+    the full space-time attention of latent video transformers, on a miniature. On larger maps,
+    where the cost grows as ``(F*H*W)^2``, the layer falls back to per-pixel attention over the
+    frames. The output projection starts at zero, so the layer starts as the identity.
+    """
+
+    def __init__(self, channels: int, head_dim: int = 16, max_frames: int = MAX_FRAMES) -> None:
+        super().__init__(channels, head_dim, max_frames)
+        self.row = nn.Parameter(torch.randn(MAX_SIDE, channels) * 0.02)
+        self.col = nn.Parameter(torch.randn(MAX_SIDE, channels) * 0.02)
+
+    def forward(self, h: torch.Tensor, frames: int) -> torch.Tensor:
+        bf, c, hh, ww = h.shape
+        if hh * ww > FULL_TOKENS:
+            return super().forward(h, frames)
+        if max(hh, ww) > MAX_SIDE:
+            raise ValueError(f"feature map {hh}x{ww} is larger than {MAX_SIDE} per side")
+        b = bf // frames
+        # (B*F, C, H, W) -> (B, F, H, W, C) + frame, row and column embeddings -> (B, F*H*W, C)
+        z = self.norm(h).reshape(b, frames, c, hh, ww).permute(0, 1, 3, 4, 2)
+        z = (z + self.pos[:frames, None, None] + self.row[:hh, None] + self.col[:ww]).reshape(
+            b, frames * hh * ww, c)
+        q, k, v = self.qkv(z).reshape(b, -1, 3, self.heads, c // self.heads).unbind(2)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = self.proj(out.transpose(1, 2).reshape(b, frames, hh, ww, c))
+        return h + out.permute(0, 1, 4, 2, 3).reshape(bf, c, hh, ww)
+
+
 class VideoUNet(nn.Module):
     """An image :class:`~diffusion_notes.models.unet.UNet` run on every frame, with a temporal
     layer after each of its ResBlocks. ``model(xt, t)`` takes clips ``(B, F, C, H, W)`` and one
-    timestep per clip ``(B,)`` (every frame of a clip has the same noise level)."""
+    timestep per clip ``(B,)`` (every frame of a clip has the same noise level), or one per
+    frame ``(B, F)``: a clean context frame is given at timestep 0 while the others are noisy
+    (image-to-video, :class:`diffusion_notes.video.KnownFramesDenoiser` with ``clean=True``)."""
 
     def __init__(self, spatial: UNet, temporal: TemporalKind = "attention") -> None:
         super().__init__()
@@ -87,7 +127,8 @@ class VideoUNet(nn.Module):
             raise ValueError(f"temporal {temporal!r}: choose one of {', '.join(TEMPORAL_KINDS)}")
         self.spatial = spatial
         self.temporal_kind = temporal
-        make = TemporalAttention if temporal == "attention" else TemporalConv
+        make = {"attention": TemporalAttention, "conv": TemporalConv,
+                "spacetime": SpaceTimeAttention}[temporal]
         self.temporal = nn.ModuleList(make(c) for c in spatial.block_channels)
 
     def freeze_spatial(self) -> VideoUNet:
@@ -105,7 +146,12 @@ class VideoUNet(nn.Module):
             raise ValueError(f"at most {MAX_FRAMES} frames per clip, got {f}")
         if t.ndim == 0:
             t = t.expand(b)
-        tt = t.repeat_interleave(f)  # the clip's timestep for each of its frames
+        if t.ndim == 2:  # one timestep per frame (clean context frames sit at t = 0)
+            if tuple(t.shape) != (b, f):
+                raise ValueError(f"per-frame timesteps must have shape {(b, f)}, got {tuple(t.shape)}")
+            tt = t.reshape(-1)
+        else:
+            tt = t.repeat_interleave(f)  # the clip's timestep for each of its frames
         yy = None if y is None else y.repeat_interleave(f)
         out = self.spatial(xt.flatten(0, 1), tt, yy, mix=lambda k, h: self.temporal[k](h, f))
         return out.reshape(xt.shape)

@@ -154,6 +154,7 @@ def execute_lab(
     smoke: bool,
     rel: str | None = None,
     timeout: int = 1800,
+    threads: int | None = None,
     log=print,
 ) -> LabRun:
     """Execute ``lab`` (or reuse the cached result) and return where the ``.ipynb`` lies.
@@ -163,6 +164,7 @@ def execute_lab(
     mirrors docs/ and the file keeps the lab's name when downloaded.
     Raises :class:`LabError` naming the lab and the failing cell; nothing half-written is
     left in the cache (the notebook is written to a temporary name and renamed).
+    ``threads`` caps the kernel's torch / BLAS threads (None: the library's default).
     """
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, DeadKernelError
@@ -181,24 +183,24 @@ def execute_lab(
     nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3",
                                           "language": "python"})
     nb.metadata["kernelspec"]["name"] = "python3"
-    env_before = {k: os.environ.get(k) for k in ("DIFFUSION_NOTES_SMOKE", "TQDM_MININTERVAL")}
-    os.environ["DIFFUSION_NOTES_SMOKE"] = "1" if smoke else "0"
-    # progress bars draw their first and last states only: a page shows the final bar
-    os.environ["TQDM_MININTERVAL"] = "1e6"
+    # the kernel's environment is given to it, not set in this process: labs may run in
+    # parallel threads (see execute_labs)
+    env = kernel_environment(smoke=smoke, threads=threads)
     client = NotebookClient(
         nb, timeout=timeout, kernel_name="python3", allow_errors=False,
         resources={"metadata": {"path": str(lab.parent)}},
         # every figure gets alt text derived from its titles (or given by plots.describe)
         extra_arguments=[f"--IPKernelApp.exec_lines={ALT_HOOK}"],
     )
-    log(f"executing lab {lab.name} ({len(nb.cells)} cells{', smoke mode' if smoke else ''})")
+    log(f"executing lab {lab.name} ({len(nb.cells)} cells{', smoke mode' if smoke else ''}"
+        f"{f', {threads} torch thread' + ('s' if threads > 1 else '') if threads else ''})")
     load_before = _load_average()
     start = time.perf_counter()
     kernel_log = tempfile.TemporaryFile()
     try:
         # the kernel's own stderr (start-up chatter such as its TCP notice) goes to a log,
         # quoted below if the kernel dies; cell output reaches the notebook through Jupyter
-        client.execute(stderr=kernel_log)
+        client.execute(stderr=kernel_log, env=env)
     except CellExecutionError as exc:
         index = _failing_cell(nb)
         where = _cell_label(nb, index) if index is not None else "a cell"
@@ -212,14 +214,9 @@ def execute_lab(
                        f"its last words: {' | '.join(tail) or 'none'}") from None
     finally:
         kernel_log.close()
-        for name, value in env_before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     seconds = time.perf_counter() - start
     _settle_progress_bars(nb)
-    machine = Machine(os.cpu_count() or 1, _device(), load_before, _load_average())
+    machine = Machine(os.cpu_count() or 1, _device(), load_before, _load_average(), threads)
     nb.metadata["diffusion_notes"] = {"source": lab.name, "smoke": smoke,
                                       "seconds": round(seconds, 1),
                                       "machine": machine.as_dict()}
@@ -237,6 +234,73 @@ def execute_lab(
     return LabRun(lab, out, slot / key, cached=False, seconds=seconds)
 
 
+def kernel_environment(*, smoke: bool, threads: int | None) -> dict[str, str]:
+    """The environment a lab's kernel starts with: this process's, plus the smoke flag,
+    progress bars that draw only their first and last states (a page shows the final bar), and
+    with ``threads`` the thread caps that torch and the BLAS libraries read at start-up."""
+    env = dict(os.environ)
+    env["DIFFUSION_NOTES_SMOKE"] = "1" if smoke else "0"
+    env["TQDM_MININTERVAL"] = "1e6"
+    if threads:
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            env[name] = str(threads)
+    return env
+
+
+def lab_jobs(setting: int = 0) -> int:
+    """How many labs run at once: ``$DIFFUSION_NOTES_LAB_JOBS``, else ``setting``; 0 means one
+    per two CPU cores' worth of work, i.e. ``min(2, cores)`` (labs train small models, which
+    use one core well and two poorly, so two one-thread labs side by side beat one two-thread
+    lab; measured in bench/site_build.py)."""
+    raw = os.environ.get("DIFFUSION_NOTES_LAB_JOBS", "").strip()
+    if raw:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"DIFFUSION_NOTES_LAB_JOBS={raw!r}: give a whole number of labs "
+                             "to run at once (1 runs them one after another)") from None
+    else:
+        value = setting
+    if value < 0:
+        raise ValueError(f"lab jobs must be >= 0 (0 = automatic), got {value}")
+    return value or max(1, min(2, os.cpu_count() or 1))
+
+
+def execute_labs(
+    labs: list[tuple[Path, str]],
+    cache_dir: Path,
+    *,
+    smoke: bool,
+    jobs: int = 1,
+    log=print,
+) -> dict[str, LabRun]:
+    """Execute ``(lab, rel)`` pairs, ``jobs`` at a time (each kernel then gets
+    ``cores // jobs`` torch threads); returns the runs by ``rel`` in the given order.
+
+    Labs that need the same cached model do not train it twice: the model cache's build lock
+    (:func:`diffusion_notes.cache_store.build_lock`) makes the second wait and load it. The
+    first failure is raised as :class:`LabError` once the labs already running have ended;
+    labs not yet started are not started.
+    """
+    if jobs <= 1 or len(labs) <= 1:
+        return {rel: execute_lab(lab, cache_dir, smoke=smoke, rel=rel, log=log)
+                for lab, rel in labs}
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="lab") as pool:
+        futures = {rel: pool.submit(execute_lab, lab, cache_dir, smoke=smoke, rel=rel,
+                                    threads=threads, log=log) for lab, rel in labs}
+        done, pending = wait(futures.values(), return_when=FIRST_EXCEPTION)
+        failed = [f for f in done if f.exception() is not None]
+        if failed:
+            for f in pending:
+                f.cancel()
+            wait(pending)
+            raise failed[0].exception()  # type: ignore[misc]
+    return {rel: future.result() for rel, future in futures.items()}
+
+
 @dataclass(frozen=True)
 class Machine:
     """Where a lab was executed: the figures it prints were measured there."""
@@ -245,12 +309,18 @@ class Machine:
     device: str
     load_before: float | None  # 1-minute load average when execution started
     load_after: float | None
+    threads: int | None = None  # torch threads of the kernel when capped (parallel labs)
 
     def as_dict(self) -> dict:
         return {"cores": self.cores, "device": self.device,
-                "load_before": self.load_before, "load_after": self.load_after}
+                "load_before": self.load_before, "load_after": self.load_after,
+                "threads": self.threads}
 
     def describe(self) -> str:
+        if self.threads:
+            return (f"{self.threads} torch thread{'s' if self.threads > 1 else ''} of a "
+                    f"{self.cores}-core machine, device {self.device} (the site build runs labs "
+                    "side by side, each with this many threads)")
         load = ""
         if self.load_before is not None and self.load_after is not None:
             load = (f", load average {self.load_before:.1f} at the start and "

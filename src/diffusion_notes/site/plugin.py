@@ -46,7 +46,7 @@ from diffusion_notes.bib.store import BibError, Library, load_library
 from diffusion_notes.runtime import is_smoke
 from diffusion_notes.site.benchmarks import render_benchmarks_page
 from diffusion_notes.site.checks_page import collect_references, collect_tests, render_checks_page
-from diffusion_notes.site.labs import LabError, LabRun, execute_lab, setup_text
+from diffusion_notes.site.labs import LabError, LabRun, execute_labs, lab_jobs, setup_text
 from diffusion_notes.site.page_assets import (
     MATHJAX_URI,
     apply_alts,
@@ -75,6 +75,9 @@ class PluginConfig(Config):
     bib = opt.Type(str, default="papers.bib")
     labs_cache = opt.Type(str, default=".cache/labs")
     execute_labs = opt.Type(bool, default=True)
+    # labs run at once (0: automatic, two on a machine of two cores or more);
+    # $DIFFUSION_NOTES_LAB_JOBS overrides it
+    lab_jobs = opt.Type(int, default=0)
 
 
 def mathjax_file() -> Path:
@@ -120,15 +123,19 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
             # DIFFUSION_NOTES_LABS_CACHE moves the cache (benchmarks use a scratch one)
             cache = self.root / os.environ.get("DIFFUSION_NOTES_LABS_CACHE",
                                                self.config.labs_cache)
-            for lab in (s for s in sources if s.is_lab):
-                try:
-                    run = execute_lab(lab.path, cache, smoke=is_smoke(), rel=lab.rel,
-                                      log=log.info)
-                except LabError as exc:
-                    raise PluginError(f"lab failed: {exc}") from None
+            labs = [(s.path, s.rel) for s in sources if s.is_lab]
+            try:
+                jobs = lab_jobs(self.config.lab_jobs)
+            except ValueError as exc:
+                raise PluginError(f"lab_jobs: {exc}") from None
+            try:
+                self.lab_runs = execute_labs(labs, cache, smoke=is_smoke(), jobs=jobs,
+                                             log=log.info)
+            except LabError as exc:
+                raise PluginError(f"lab failed: {exc}") from None
+            for rel, run in self.lab_runs.items():
                 if run.cached:
-                    log.info(f"lab {lab.rel}: cached execution reused")
-                self.lab_runs[lab.rel] = run
+                    log.info(f"lab {rel}: cached execution reused")
 
     def _scan_citations(self, sources: list[DocSource]) -> None:
         assert self.library is not None
