@@ -180,9 +180,9 @@ class DistillConfig:
     ``[w_min, w_max]`` in the guidance convention ``eps_c + w (eps_c - eps_u)``.
     """
 
-    steps: int = 500
+    steps: int = 4000
     batch_size: int = 64
-    lr: float = 1e-4
+    lr: float = 5e-4
     skip: int = 20
     w_min: float = 0.0
     w_max: float = 2.0
