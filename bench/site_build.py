@@ -70,6 +70,9 @@ def main() -> None:
                 shutil.copy(nb, args.keep / nb.name)
     result = {"cold_s": round(cold, 1), "cached_s": round(cached, 1), "smoke": args.smoke,
               "labs_s": labs,
+              # labs executed at once (DIFFUSION_NOTES_LAB_JOBS, else the plugin's automatic
+              # choice: two on two cores, one torch thread each)
+              "lab_jobs": os.environ.get("DIFFUSION_NOTES_LAB_JOBS") or "auto",
               # 1-minute load average when the build began and when the cold build ended: a
               # figure taken beside other work (load well above the 2 cores) is not a quiet one
               "load_average": {"start": round(load_start, 2), "after_cold": round(load_cold, 2)},
