@@ -318,9 +318,9 @@ class Machine:
 
     def describe(self) -> str:
         if self.threads:
-            return (f"{self.threads} torch thread{'s' if self.threads > 1 else ''} of a "
-                    f"{self.cores}-core machine, device {self.device} (the site build runs labs "
-                    "side by side, each with this many threads)")
+            return (f"{self.threads} torch thread{'s' if self.threads > 1 else ''} of "
+                    f"{self.cores} CPU cores, device {self.device} (the site build runs labs "
+                    "side by side and splits the cores between them)")
         load = ""
         if self.load_before is not None and self.load_after is not None:
             load = (f", load average {self.load_before:.1f} at the start and "
