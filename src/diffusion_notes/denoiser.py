@@ -108,6 +108,10 @@ class Denoiser:
     def output(self, x: torch.Tensor, t: int) -> torch.Tensor:
         """The raw network output at integer timestep ``t`` (shape checked)."""
         tt = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
+        return self.call_net(x, tt)
+
+    def call_net(self, x: torch.Tensor, tt: torch.Tensor) -> torch.Tensor:
+        """``net(x, tt[, cond])`` with its output's shape checked against ``x``."""
         out = self.net(x, tt) if self.cond is None else self.net(x, tt, self.cond)
         if out.shape != x.shape:
             raise ValueError(

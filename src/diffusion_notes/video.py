@@ -216,12 +216,13 @@ def video_loss(
     """DDPM's simple loss on clips, one ``t`` per clip, optionally weighted by
     :func:`noise_weight`. Clips flagged in ``given`` (B,) show the network their first frame
     clean at timestep 0 and are scored on the other frames only."""
-    if cap is None and (given is None or not bool(given.any())):
+    has_given = given is not None and bool(given.any())
+    if cap is None and not has_given:
         return training_loss(model, x0, schedule, t=t, eps=eps)
     xt = q_sample(schedule, x0, t, eps)
     tf = t[:, None].expand(-1, x0.shape[1]).clone()  # per-frame timesteps
     weight = torch.ones(x0.shape[:2], dtype=x0.dtype, device=x0.device)  # per frame
-    if given is not None and bool(given.any()):
+    if has_given:
         xt[given, 0] = x0[given, 0]
         tf[given, 0] = 0
         weight[given, 0] = 0.0
@@ -307,10 +308,7 @@ class KnownFramesDenoiser(Denoiser):
         x = torch.cat([self.known.to(x), x[:, k:]], dim=1)
         tt = torch.full(x.shape[:2], int(t), dtype=torch.long, device=x.device)
         tt[:, :k] = 0
-        out = self.net(x, tt) if self.cond is None else self.net(x, tt, self.cond)
-        if out.shape != x.shape:
-            raise ValueError(f"model output has shape {tuple(out.shape)}, expected {tuple(x.shape)}")
-        return out
+        return self.call_net(x, tt)
 
     def raw(self, x: torch.Tensor, t: int, *, alpha_bar: float | None = None) -> Denoised:
         if self.known is not None:
