@@ -495,31 +495,45 @@ def main(argv: list[str] | None = None) -> dict:
             ring_section(seven_modes(), "seven", second, settings["ring_n"], settings["budgets"],
                          save("seven", ring_rows))
         ring_part["ring_complete"] = True
+    machine = {
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+    # each part keeps the settings and machine of the run that measured it
+    if args.skip_ring:
+        ring_part["ring_machine"] = previous.get("ring_machine", previous.get("machine"))
+        ring_part["ring_complete"] = previous.get("ring_complete", bool(ring_part["ring"]))
     if args.skip_digits:
         digits = previous.get("digits", [])
+        digits_settings = previous.get("digits_settings", previous.get("settings"))
+        digits_machine = previous.get("digits_machine", previous.get("machine"))
     else:
         rows = DIGITS_ROWS if not smoke else DIGITS_ROWS[5:7]
         steps = args.model_steps if not smoke else 20
         digits = [r.__dict__ for r in digits_section(rows, settings["digits_n"], steps)]
+        digits_settings = settings
+        digits_machine = {**machine, "load_average_1min": os.getloadavg()[0]
+                          if hasattr(os, "getloadavg") else None}
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": settings,
         "goals": {str(k): v for k, v in GOALS.items()},
         **ring_part,
         "digits": digits,
-        "machine": {
-            "processor": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
-        },
+        "digits_settings": digits_settings,
+        "digits_machine": digits_machine,
     }
+    if not args.skip_ring:
+        result["ring_machine"] = {**machine, "load_average_1min": os.getloadavg()[0]
+                                  if hasattr(os, "getloadavg") else None}
     (out / "fast_sampling.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     figure(result, out / "fast_sampling.png")
     if not smoke and args.out is None:
         shutil.copyfile(out / "fast_sampling.png", DOC_DIR / "fast_sampling.png")
-        if result.get("ring"):
+        if result.get("ring") and not args.skip_ring:  # the note's ring tables, when rerun
             update_note(result)
     print(f"wrote {out / 'fast_sampling.json'}")
     return result

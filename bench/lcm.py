@@ -6,10 +6,13 @@
 Distils (or loads from the model cache) the consistency student of
 ``train.PRESETS["digits_cond"]`` and scores, in one run, the student at 1, 2 and 4 steps and the
 teacher's classifier-free guided DDIM (eta = 0, trailing steps) at 10 and 20 steps, all at the
-same guidance scale ``w``, on the same labels (64 of each digit) and seed: digits FD against the
-359 held-out digits with its size-matched real-data floor, precision, recall, class accuracy
-and seconds per 64 samples. Writes ``bench/results/lcm.json``. :func:`lcm_rows` is what
-``bench/fast_sampling.py`` calls for the LCM rows of its table.
+same guidance scale ``w``, on the same labels (64 of each digit) and seeds: digits FD against
+the 359 held-out digits with its size-matched real-data floor, precision, recall, class accuracy
+and seconds per 64 samples. Every row is drawn with ``--seeds`` seeds (3) and reports the mean
+and each seed's FD: with 640 samples against 359 reference digits one seed's FD moves by 1 to 3
+from seed to seed (measured: the teacher's DDIM-10 gave 12.14, 11.10 and 9.72 on seeds 0, 1,
+2), more than the gaps the goals ask about, so the goals are judged on the means. Writes
+``bench/results/lcm.json``.
 """
 
 from __future__ import annotations
@@ -50,7 +53,8 @@ class Row:
     sampler: str  # "LCM", "DDIM" (w = 0) or "DDIM (CFG)"
     steps: int
     network_evaluations: int  # per sample: guided DDIM evaluates two branches per step
-    fd: float
+    fd: float  # mean over the seeds
+    fd_seeds: tuple[float, ...]
     floor: float
     precision: float
     recall: float
@@ -59,15 +63,27 @@ class Row:
     w: float
 
 
-def score_row(sampler: str, steps: int, nfe: int, w: float, draw, labels, classifier) -> Row:
-    """Time ``draw(generator)`` (seed 0) and score its samples against the held-out digits."""
-    start = time.perf_counter()
-    with torch.no_grad():
-        samples = draw(torch.Generator().manual_seed(0)).cpu()
-    seconds = time.perf_counter() - start
-    s = score_digits_held_out(samples, classifier)
-    return Row(sampler, steps, nfe, s.fd, s.floor, s.precision, s.recall,
-               class_accuracy(samples, labels, classifier), seconds * 64 / len(samples), w)
+def score_row(sampler: str, steps: int, nfe: int, w: float, draw, labels, classifier,
+              seeds: int = 3) -> Row:
+    """Draw with ``draw(generator)`` for seeds ``0 .. seeds-1`` and score each set against the
+    held-out digits; FD per seed and every score's mean (time: the mean over the draws)."""
+    scores, accs, seconds = [], [], 0.0
+    for seed in range(seeds):
+        start = time.perf_counter()
+        with torch.no_grad():
+            samples = draw(torch.Generator().manual_seed(seed)).cpu()
+        seconds += time.perf_counter() - start
+        scores.append(score_digits_held_out(samples, classifier))
+        accs.append(class_accuracy(samples, labels, classifier))
+
+    def mean(values) -> float:
+        values = list(values)
+        return sum(values) / len(values)
+
+    return Row(sampler, steps, nfe, mean(s.fd for s in scores), tuple(s.fd for s in scores),
+               mean(s.floor for s in scores), mean(s.precision for s in scores),
+               mean(s.recall for s in scores), mean(accs),
+               seconds / seeds * 64 / len(labels), w)
 
 
 def lcm_rows(
@@ -78,6 +94,7 @@ def lcm_rows(
     teacher: TrainConfig | None = None,
     distill_config: DistillConfig | None = None,
     device: str | torch.device = "auto",
+    seeds: int = 3,
 ) -> list[Row]:
     """The LCM student's rows of the fast-sampling table (student from the model cache)."""
     tconf = teacher or PRESETS["digits_cond"]
@@ -88,7 +105,7 @@ def lcm_rows(
     labels = balanced_labels(n_per_class)
     return [score_row("LCM", n, n, w, lambda g, n=n: sample_student(
         student, schedule, labels, n_steps=n, w=w, skip=dconf.skip, generator=g),
-        labels, classifier) for n in steps]
+        labels, classifier, seeds) for n in steps]
 
 
 def teacher_rows(
@@ -98,6 +115,7 @@ def teacher_rows(
     n_per_class: int = 64,
     teacher: TrainConfig | None = None,
     device: str | torch.device = "auto",
+    seeds: int = 3,
 ) -> list[Row]:
     """The teacher's guided DDIM rows at the same ``w``, labels and seed."""
     tconf = teacher or PRESETS["digits_cond"]
@@ -106,7 +124,8 @@ def teacher_rows(
     schedule = make_schedule_for(tconf)
     labels = balanced_labels(n_per_class)
     return [score_row("DDIM (CFG)" if w > 0 else "DDIM", n, 2 * n if w > 0 else n, w, lambda g, n=n: sample_guided_ddim(
-        net, schedule, labels, n_steps=n, w=w, generator=g), labels, classifier) for n in steps]
+        net, schedule, labels, n_steps=n, w=w, generator=g), labels, classifier, seeds)
+        for n in steps]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,6 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--teacher-steps", type=int, default=None,
                         help="train a shorter teacher than the shared preset (a variant, "
                              "recorded in the JSON)")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="seeds per row (3; 1 in smoke mode): FD is reported per seed and "
+                             "as the mean the goals are judged on")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     smoke = is_smoke()
@@ -127,15 +149,17 @@ def main(argv: list[str] | None = None) -> int:
     tconf = pick(tconf, replace(tconf, steps=20, batch_size=32))
     dconf = pick(DistillConfig(), smoke_config(DistillConfig()))
     n_per_class = pick(64, 2)
+    seeds = args.seeds or pick(3, 1)
     out = args.out or RESULTS / ("lcm-smoke.json" if smoke else "lcm.json")
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
     start = time.perf_counter()
     _, tinfo = get_or_train(tconf, device=device)
     _, dinfo = get_student(dconf, teacher=tconf, device=device)
-    rows = teacher_rows(w=args.w, n_per_class=n_per_class, teacher=tconf, device=device)
+    rows = teacher_rows(w=args.w, n_per_class=n_per_class, teacher=tconf, device=device,
+                        seeds=seeds)
     rows += lcm_rows(w=args.w, n_per_class=n_per_class, teacher=tconf, distill_config=dconf,
-                     device=device)
+                     device=device, seeds=seeds)
     by = {(r.sampler, r.steps): r for r in rows}
     goals = {
         "lcm4_no_worse_than_ddim20": by[("LCM", 4)].fd <= by[(rows[0].sampler, 20)].fd,
@@ -157,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "distill_seconds": dinfo.seconds,
         "distilled_here": not dinfo.from_cache,
         "n_samples": len(balanced_labels(n_per_class)),
+        "seeds": seeds,
         "rows": [asdict(r) for r in rows],
         "goals": goals,
         "total_seconds": time.perf_counter() - start,
@@ -164,8 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     for r in rows:
+        per_seed = " / ".join(f"{v:.2f}" for v in r.fd_seeds)
         print(f"{r.sampler:>11} {r.steps:3d} steps ({r.network_evaluations:2d} NFE): FD "
-              f"{r.fd:7.2f} (floor {r.floor:.2f}), P {r.precision:.3f}, R {r.recall:.3f}, "
+              f"{r.fd:7.2f} ({per_seed}; floor {r.floor:.2f}), P {r.precision:.3f}, R {r.recall:.3f}, "
               f"acc {r.class_accuracy:.3f}, {r.seconds_per_64:.3f} s/64")
     print(goals, f"-> {out}")
     return 0

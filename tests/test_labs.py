@@ -135,3 +135,29 @@ def test_lab_jobs_setting(monkeypatch) -> None:
     assert labs.lab_jobs(0) == 2 and labs.lab_jobs(1) == 1
     monkeypatch.setattr(labs.os, "cpu_count", lambda: 1)
     assert labs.lab_jobs(0) == 1
+
+
+def test_order_labs_moves_named_labs_first_and_names_bad_entries() -> None:
+    pairs = [(Path(f"/docs/{n}"), n) for n in ("a-lab.py", "b-lab.py", "c-lab.py", "d-lab.py")]
+    ordered = labs.order_labs(pairs, ["c-lab.py", "a-lab.py"])
+    assert [rel for _, rel in ordered] == ["c-lab.py", "a-lab.py", "b-lab.py", "d-lab.py"]
+    assert labs.order_labs(pairs, []) == pairs
+    with pytest.raises(ValueError, match="'e-lab.py' is not a lab; labs are: a-lab.py"):
+        labs.order_labs(pairs, ["e-lab.py"])
+    with pytest.raises(ValueError, match="'b-lab.py' is named twice"):
+        labs.order_labs(pairs, ["b-lab.py", "b-lab.py"])
+
+
+def test_labs_first_in_mkdocs_yml_names_real_labs() -> None:
+    """The site's start order names labs that exist (a renamed lab must be renamed there too)."""
+    import yaml
+
+    root = REPO
+    text = (root / "mkdocs.yml").read_text()
+    text = "\n".join(line for line in text.splitlines() if "!ENV" not in line and "!!python" not in line)
+    plugins = yaml.safe_load(text)["plugins"]
+    conf = next(p["diffusion-notes"] for p in plugins if isinstance(p, dict) and "diffusion-notes" in p)
+    first = conf.get("labs_first", [])
+    assert first, "mkdocs.yml sets no labs_first: the longest labs would start last"
+    existing = [(p, p.relative_to(root / "docs").as_posix()) for p in (root / "docs").rglob("*-lab.py")]
+    assert len(labs.order_labs(existing, first)) == len(existing)

@@ -78,3 +78,17 @@ def test_benchmarks_page_shows_the_video_comparison(tmp_path: Path) -> None:
     assert "| unconditional | frame by frame | 30.0% | 2.50 | 0.040 |" in page
     assert "| from a first frame | video model | 95.0% | 0.40 | - |" in page
     assert "ratio video / frame by frame 0.16" in page
+
+
+def test_docs_hold_no_control_characters() -> None:
+    """A note written through a Python string can turn LaTeX's \\tilde, \\varnothing or \\beta
+    into a tab, a vertical tab or a backspace; MathJax then shows the broken command."""
+    bad = []
+    for path in sorted((REPO / "docs").rglob("*")):
+        if path.suffix not in (".md", ".py"):
+            continue
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            found = sorted({hex(ord(c)) for c in line if ord(c) < 32 and c != "\n"})
+            if found:
+                bad.append(f"{path.relative_to(REPO)}:{number}: {', '.join(found)}")
+    assert not bad, "control characters (write the LaTeX backslash as \\\\):\n" + "\n".join(bad)

@@ -33,7 +33,7 @@ def _perturbed_unet(seed: int = 0) -> UNet:
     return net.eval()
 
 
-@pytest.mark.parametrize("kind", ["attention", "conv", "spacetime"])
+@pytest.mark.parametrize("kind", ["attention", "conv", "conv3d", "spacetime"])
 def test_video_model_at_init_is_the_image_model_on_every_frame(kind: str) -> None:
     image = _perturbed_unet()
     video = VideoUNet(image, kind).eval()

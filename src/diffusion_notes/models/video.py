@@ -16,6 +16,9 @@ Layout: clips are ``(B, F, C, H, W)`` (batch, frames, channels, height, width).
   output projection: ``h + proj(attn(norm(h) + pos))`` with ``proj = 0`` is exactly ``h``.
 * :class:`TemporalConv`: a residual 1-D convolution over the frames (kernel 3 in time, 1x1 in
   space), also zero-initialised: the cheaper, local alternative.
+* :class:`SpaceTimeConv`: a residual 3-D convolution (3 frames x 3 x 3 pixels), zero-initialised:
+  it sees a pixel's neighbours in the previous and next frame, so one layer can carry a feature
+  one pixel (one cell of the feature map) along a path, the way a 3-D UNet's convolutions do.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from torch.nn import functional as F
 
 from diffusion_notes.models.unet import UNet, _norm
 
-TemporalKind = Literal["attention", "conv", "spacetime"]
+TemporalKind = Literal["attention", "conv", "conv3d", "spacetime"]
 TEMPORAL_KINDS: tuple[str, ...] = get_args(TemporalKind)
 MAX_FRAMES = 32
 MAX_SIDE = 64  # largest feature-map side the space-time layer has position embeddings for
@@ -76,6 +79,23 @@ class TemporalConv(nn.Module):
         z = F.silu(self.norm(h)).reshape(bf // frames, frames, c, hh, ww).transpose(1, 2)
         out = self.conv(z).transpose(1, 2).reshape(bf, c, hh, ww)
         return h + out
+
+
+class SpaceTimeConv(nn.Module):
+    """norm -> SiLU -> conv over (frames, rows, cols) with kernel (3, 3, 3), residual; the
+    kernel starts at zero, so the layer starts as the identity."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = _norm(channels)
+        self.conv = nn.Conv3d(channels, channels, 3, padding=1)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, h: torch.Tensor, frames: int) -> torch.Tensor:
+        bf, c, hh, ww = h.shape
+        z = F.silu(self.norm(h)).reshape(bf // frames, frames, c, hh, ww).transpose(1, 2)
+        return h + self.conv(z).transpose(1, 2).reshape(bf, c, hh, ww)
 
 
 class SpaceTimeAttention(TemporalAttention):
@@ -127,7 +147,7 @@ class VideoUNet(nn.Module):
             raise ValueError(f"temporal {temporal!r}: choose one of {', '.join(TEMPORAL_KINDS)}")
         self.spatial = spatial
         self.temporal_kind = temporal
-        make = {"attention": TemporalAttention, "conv": TemporalConv,
+        make = {"attention": TemporalAttention, "conv": TemporalConv, "conv3d": SpaceTimeConv,
                 "spacetime": SpaceTimeAttention}[temporal]
         self.temporal = nn.ModuleList(make(c) for c in spatial.block_channels)
 

@@ -90,11 +90,22 @@ def _ring_table(rows: list[dict[str, Any]], target: str, goals: dict[str, float]
     return lines + [""]
 
 
+def _run_line(machine: dict[str, Any] | None) -> str:
+    """' on N cores (load average L at the end), torch V' for one part's run, or ''."""
+    if not machine:
+        return ""
+    load = machine.get("load_average_1min")
+    return (f" on {machine.get('cpu_count')} cores"
+            + (f" (load average {load:.1f} at the end)" if load is not None else "")
+            + f", torch {machine.get('torch')}")
+
+
 def _fast_sampling(d: dict[str, Any]) -> list[str]:
     rs = d.get("ring_settings", d.get("settings", {}))
+    ds = d.get("digits_settings", rs)
     lines = [
-        f"Run {d['date'][:16]} UTC on {d['machine']['cpu_count']} cores (load average "
-        f"{d['machine']['load_average_1min']:.1f} at the end), torch {d['machine']['torch']}.",
+        f"Results file written {d['date'][:16]} UTC. The ring and the digits parts may come from"
+        " separate runs of the same script; each says where it ran.",
         "",
         "![Quality against network evaluations on the ring, a second mixture and digits]"
         "(fast-sampling/fast_sampling.png)",
@@ -102,7 +113,8 @@ def _fast_sampling(d: dict[str, Any]) -> list[str]:
     ]
     if d.get("ring"):
         lines += [
-            "**Ring, exact score** (8 modes, radius 2, variance 0.02; linear betas, T = 1000). "
+            f"**Ring, exact score**{_run_line(d.get('ring_machine', d.get('machine')))}: "
+            "8 modes, radius 2, variance 0.02; linear betas, T = 1000. "
             f"Sliced Wasserstein distance (256 directions, {rs.get('ring_n')} samples) divided "
             f"by the floor {d['ring_floor']:.4f} (two target samples); {rs.get('dtype', '')}."
             + ("" if d.get("ring_complete", True) else " Partial run: not every method finished."),
@@ -115,9 +127,10 @@ def _fast_sampling(d: dict[str, Any]) -> list[str]:
         ]
     if d.get("digits"):
         lines += [
-            f"**Digits**, model `{rs.get('digits_model', 'digits_cond')}`, "
-            f"{rs.get('digits_n')} class-conditional samples (labels 0-9 in turn), digits FD "
-            "against the 359 held-out digits with the size-matched floor:",
+            f"**Digits**{_run_line(d.get('digits_machine', d.get('machine')))}, measured in one "
+            f"run: model `{ds.get('digits_model', 'digits_cond')}`, "
+            f"{ds.get('digits_n')} class-conditional samples (labels 0-9 in turn, one seed), "
+            "digits FD against the 359 held-out digits with the size-matched floor:",
             "",
             "| method | steps | FD | floor | precision | recall | class accuracy | s / 64 samples |",
             "| --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -266,6 +266,21 @@ def lab_jobs(setting: int = 0) -> int:
     return value or max(1, min(2, os.cpu_count() or 1))
 
 
+def order_labs(labs: list[tuple[Path, str]], first: list[str]) -> list[tuple[Path, str]]:
+    """``labs`` (``(path, rel)`` pairs) with the ``rel`` paths named in ``first`` moved to the
+    front in that order; the rest keep their order. A name that is not a lab, or is named twice,
+    is an error that says which and lists the labs."""
+    by_rel = {rel: (path, rel) for path, rel in labs}
+    seen: set[str] = set()
+    for name in first:
+        if name not in by_rel:
+            raise ValueError(f"{name!r} is not a lab; labs are: {', '.join(sorted(by_rel))}")
+        if name in seen:
+            raise ValueError(f"{name!r} is named twice")
+        seen.add(name)
+    return [by_rel[name] for name in first] + [lab for lab in labs if lab[1] not in seen]
+
+
 def execute_labs(
     labs: list[tuple[Path, str]],
     cache_dir: Path,

@@ -46,7 +46,14 @@ from diffusion_notes.bib.store import BibError, Library, load_library
 from diffusion_notes.runtime import is_smoke
 from diffusion_notes.site.benchmarks import render_benchmarks_page
 from diffusion_notes.site.checks_page import collect_references, collect_tests, render_checks_page
-from diffusion_notes.site.labs import LabError, LabRun, execute_labs, lab_jobs, setup_text
+from diffusion_notes.site.labs import (
+    LabError,
+    LabRun,
+    execute_labs,
+    lab_jobs,
+    order_labs,
+    setup_text,
+)
 from diffusion_notes.site.page_assets import (
     MATHJAX_URI,
     apply_alts,
@@ -78,6 +85,10 @@ class PluginConfig(Config):
     # labs run at once (0: automatic, two on a machine of two cores or more);
     # $DIFFUSION_NOTES_LAB_JOBS overrides it
     lab_jobs = opt.Type(int, default=0)
+    # labs (paths under docs/) to start first, in this order; the rest follow in page order.
+    # With labs side by side, starting the longest and the ones that train shared models early
+    # keeps both cores busy to the end (see order_labs)
+    labs_first = opt.ListOfItems(opt.Type(str), default=[])
 
 
 def mathjax_file() -> Path:
@@ -124,6 +135,11 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
             cache = self.root / os.environ.get("DIFFUSION_NOTES_LABS_CACHE",
                                                self.config.labs_cache)
             labs = [(s.path, s.rel) for s in sources if s.is_lab]
+            try:
+                labs = order_labs(labs, self.config.labs_first)
+            except ValueError as exc:
+                raise PluginError(f"{config.config_file_path}: labs_first of the "
+                                  f"diffusion-notes plugin: {exc}") from None
             try:
                 jobs = lab_jobs(self.config.lab_jobs)
             except ValueError as exc:
