@@ -128,7 +128,7 @@ with torch.no_grad():
 # the state of the first few images at selected steps for the next section.
 
 # %%
-n = pick(500, 32)
+n = pick(256, 32)
 g = torch.Generator().manual_seed(0)
 x_T = torch.randn(n, *config.dataset.shape, generator=g).to(device)
 keep = sorted({T - 1} | {int(f * T) for f in (0.8, 0.6, 0.45, 0.3, 0.2, 0.1, 0.05)} | {0},
@@ -224,7 +224,7 @@ plt.show()
 # a finer grid, and is higher because each bin is about 16 times narrower ($2/255$ against
 # $2/16$, a ratio of $255/16 \approx 15.9$).
 #
-# The bound is evaluated on 200 of the 359 *held-out* digits, which the model never saw, so it
+# The bound is evaluated on 100 of the 359 *held-out* digits, which the model never saw, so it
 # measures how well the model generalises, not how well it remembers its training set. Two
 # references for the 17-level number: a uniform guess costs $\log_2 17 \approx 4.09$ bits per
 # pixel, and a model that treats pixels independently (each pixel's own histogram of levels,
@@ -232,7 +232,7 @@ plt.show()
 # cross-entropy on the same held-out digits.
 
 # %%
-n_elbo = pick(200, 4)
+n_elbo = pick(100, 4)
 x_eval = held.images[torch.randperm(len(held.images),
                                    generator=torch.Generator().manual_seed(2))[:n_elbo]]
 x_eval = x_eval.to(device)
@@ -305,7 +305,7 @@ plt.show()
 # network sees, and nothing restores the spread that $p_\theta(x_{t-1}\mid x_t)$ should have.
 
 # %%
-n_fail = pick(200, 16)
+n_fail = pick(64, 16)
 start = time.perf_counter()
 no_noise = sample_ddpm(Denoiser(model, schedule), x_T[:n_fail], add_noise=False).cpu()
 print(f"{n_fail} samples without noise in {time.perf_counter() - start:.1f} s")
