@@ -390,7 +390,7 @@ print(f"DDPM: FD {ddpm_score.fd / ddpm_score.floor:.1f} times the floor; precisi
 # recall of the real row and every digit class in roughly its share (label entropy near the
 # balanced 3.32 bits). The last printed line says how far this small model is from that: its
 # classes are balanced and its recall matches real digits (the samples cover the held-out
-# digits), while its FD stays a multiple of the floor and its precision below the real row's,
+# digits), while its FD stays well above the floor and its precision below the real row's,
 # the mark of samples that are mostly, but not always, clean digits (the grid above shows a few
 # malformed ones). Because the reference digits were held out, a sampler
 # cannot beat the floor by copying its training set: a copy of training digits *is* the real row.
