@@ -20,6 +20,23 @@ from tests.conftest import REPO, run_mkdocs_build
 pytestmark = pytest.mark.slow
 
 
+def _without_labs_first(text: str) -> str:
+    """mkdocs.yml without the ``labs_first:`` key and its list items."""
+    out, key_indent = [], None
+    for line in text.splitlines(keepends=True):
+        indent = len(line) - len(line.lstrip())
+        if line.strip().startswith("labs_first:"):
+            key_indent = indent
+            continue
+        if key_indent is not None and indent > key_indent and line.strip().startswith("- "):
+            continue  # an item of the labs_first list
+        key_indent = None
+        out.append(line)
+    result = "".join(out)
+    assert "labs_first" not in result
+    return result
+
+
 def _mini_project(tmp: Path, pages: dict[str, str], *, nav: list[str] | None = None,
                   bib: str | None = None) -> Path:
     """A throwaway project: the real mkdocs.yml inherited, a few pages, a bibliography."""
@@ -34,8 +51,11 @@ def _mini_project(tmp: Path, pages: dict[str, str], *, nav: list[str] | None = N
     (tmp / "papers.bib").write_text(bib if bib is not None
                                     else (REPO / "papers.bib").read_text(encoding="utf-8"))
     nav_lines = "\n".join(f"  - {p}" for p in (nav or ["index.md", *pages]))
+    # the real config, less its lab start order (it names labs this project does not have; a
+    # child config cannot empty it: its plugin list would replace the parent's whole list)
+    (tmp / "base.yml").write_text(_without_labs_first((REPO / "mkdocs.yml").read_text("utf-8")))
     (tmp / "mkdocs.yml").write_text(
-        f"INHERIT: {REPO / 'mkdocs.yml'}\ndocs_dir: docs\nwatch: []\nnav:\n{nav_lines}\n"
+        f"INHERIT: {tmp / 'base.yml'}\ndocs_dir: docs\nwatch: []\nnav:\n{nav_lines}\n"
         "  - papers/index.md\n"
     )
     return tmp / "mkdocs.yml"
