@@ -433,6 +433,17 @@ def update_note(result: dict, page: Path = NOTE) -> None:
     page.write_text(f"{head}{START}\n" + "\n".join(lines) + f"\n{END}{tail}", encoding="utf-8")
 
 
+def machine_now() -> dict:
+    """Where a part of the benchmark ran, with the load average as it ends."""
+    return {
+        "processor": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ring-n", type=int, default=None, help="ring samples (200,000)")
@@ -495,13 +506,6 @@ def main(argv: list[str] | None = None) -> dict:
             ring_section(seven_modes(), "seven", second, settings["ring_n"], settings["budgets"],
                          save("seven", ring_rows))
         ring_part["ring_complete"] = True
-    machine = {
-        "processor": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__,
-        "torch_threads": torch.get_num_threads(),
-    }
     # each part keeps the settings and machine of the run that measured it
     if args.skip_ring:
         ring_part["ring_machine"] = previous.get("ring_machine", previous.get("machine"))
@@ -515,8 +519,7 @@ def main(argv: list[str] | None = None) -> dict:
         steps = args.model_steps if not smoke else 20
         digits = [r.__dict__ for r in digits_section(rows, settings["digits_n"], steps)]
         digits_settings = settings
-        digits_machine = {**machine, "load_average_1min": os.getloadavg()[0]
-                          if hasattr(os, "getloadavg") else None}
+        digits_machine = machine_now()
     result = {
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": settings,
@@ -527,8 +530,7 @@ def main(argv: list[str] | None = None) -> dict:
         "digits_machine": digits_machine,
     }
     if not args.skip_ring:
-        result["ring_machine"] = {**machine, "load_average_1min": os.getloadavg()[0]
-                                  if hasattr(os, "getloadavg") else None}
+        result["ring_machine"] = machine_now()
     (out / "fast_sampling.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     figure(result, out / "fast_sampling.png")
     if not smoke and args.out is None:

@@ -27,6 +27,7 @@ import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
+from statistics import fmean as mean
 
 import torch
 
@@ -75,10 +76,6 @@ def score_row(sampler: str, steps: int, nfe: int, w: float, draw, labels, classi
         seconds += time.perf_counter() - start
         scores.append(score_digits_held_out(samples, classifier))
         accs.append(class_accuracy(samples, labels, classifier))
-
-    def mean(values) -> float:
-        values = list(values)
-        return sum(values) / len(values)
 
     return Row(sampler, steps, nfe, mean(s.fd for s in scores), tuple(s.fd for s in scores),
                mean(s.floor for s in scores), mean(s.precision for s in scores),

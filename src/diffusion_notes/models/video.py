@@ -65,12 +65,17 @@ class TemporalAttention(nn.Module):
 
 
 class TemporalConv(nn.Module):
-    """norm -> SiLU -> conv over frames (kernel 3, zero padding at the clip's ends), residual."""
+    """norm -> SiLU -> conv over frames (kernel 3, zero padding at the clip's ends), residual.
 
-    def __init__(self, channels: int) -> None:
+    ``space`` is the kernel's extent in rows and columns: 1 mixes one pixel across frames, 3 also
+    its neighbours (:class:`SpaceTimeConv`). The kernel starts at zero: the layer starts as the
+    identity."""
+
+    def __init__(self, channels: int, space: int = 1) -> None:
         super().__init__()
         self.norm = _norm(channels)
-        self.conv = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0))
+        self.conv = nn.Conv3d(channels, channels, (3, space, space),
+                              padding=(1, space // 2, space // 2))
         nn.init.zeros_(self.conv.weight)
         nn.init.zeros_(self.conv.bias)
 
@@ -81,21 +86,11 @@ class TemporalConv(nn.Module):
         return h + out
 
 
-class SpaceTimeConv(nn.Module):
-    """norm -> SiLU -> conv over (frames, rows, cols) with kernel (3, 3, 3), residual; the
-    kernel starts at zero, so the layer starts as the identity."""
+class SpaceTimeConv(TemporalConv):
+    """:class:`TemporalConv` with a (3, 3, 3) kernel: 3 frames x 3 x 3 pixels."""
 
     def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.norm = _norm(channels)
-        self.conv = nn.Conv3d(channels, channels, 3, padding=1)
-        nn.init.zeros_(self.conv.weight)
-        nn.init.zeros_(self.conv.bias)
-
-    def forward(self, h: torch.Tensor, frames: int) -> torch.Tensor:
-        bf, c, hh, ww = h.shape
-        z = F.silu(self.norm(h)).reshape(bf // frames, frames, c, hh, ww).transpose(1, 2)
-        return h + self.conv(z).transpose(1, 2).reshape(bf, c, hh, ww)
+        super().__init__(channels, space=3)
 
 
 class SpaceTimeAttention(TemporalAttention):
