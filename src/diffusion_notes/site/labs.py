@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -76,11 +77,19 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
+# Labs run side by side compute their cache keys in parallel threads, and CPython 3.11's
+# ast.parse is not safe there: concurrent calls share the AST converter's recursion counter and
+# fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905; seen
+# in this project's CI). One parse at a time.
+_PARSE_LOCK = threading.Lock()
+
+
 def _imports(source: str, current: str | None, is_package: bool) -> set[str]:
     """``diffusion_notes`` modules named by the import statements of ``source``."""
     found: set[str] = set()
     try:
-        tree = ast.parse(source)
+        with _PARSE_LOCK:
+            tree = ast.parse(source)
     except SyntaxError:
         return found
     for node in ast.walk(tree):
