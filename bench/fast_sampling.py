@@ -283,8 +283,15 @@ _STUDENT: dict[str, torch.nn.Module] = {}
 def lcm_row(steps: int, w: float = 0.0) -> Row:
     """The consistency student distilled from the same teacher (``consistency.get_student``:
     distilled once and cached; that set-up is not timed), sampled on its own skipping grid at
-    guidance scale ``w`` (0: the conditional model, like the other rows)."""
-    from diffusion_notes.consistency import DistillConfig, get_student, smoke_config, with_w
+    guidance scale ``w`` (0: the conditional model, like the other rows), its first step at
+    ``consistency.lcm_start``."""
+    from diffusion_notes.consistency import (
+        DistillConfig,
+        get_student,
+        lcm_start,
+        smoke_config,
+        with_w,
+    )
     from diffusion_notes.runtime import pick
     from diffusion_notes.samplers import sample_lcm
     from diffusion_notes.timesteps import lcm_pairs
@@ -296,7 +303,8 @@ def lcm_row(steps: int, w: float = 0.0) -> Row:
 
     def run(den: Denoiser, x: torch.Tensor) -> torch.Tensor:
         net = with_w(_STUDENT["net"], w)
-        pairs = lcm_pairs(den.schedule.T, steps, original_steps=den.schedule.T // distill.skip)
+        pairs = lcm_pairs(den.schedule.T, steps, original_steps=den.schedule.T // distill.skip,
+                          start=lcm_start(den.schedule, distill.skip))
         g = torch.Generator(device=x.device).manual_seed(7)
         student = Denoiser(net, den.schedule, cond=den.cond)  # eps-prediction, as distilled
         return sample_lcm(student, x, pairs, generator=g, progress=False)

@@ -4,8 +4,8 @@
     DIFFUSION_NOTES_SMOKE=1 .venv/bin/python bench/lcm.py   # seconds; writes lcm-smoke.json
 
 Distils (or loads from the model cache) the consistency student of
-``train.PRESETS["digits_cond"]`` and scores, in one run, the student at 1, 2 and 4 steps and the
-teacher's classifier-free guided DDIM (eta = 0, trailing steps) at 10 and 20 steps, all at the
+``train.PRESETS["digits_cond"]`` and scores, in one run, the student at 1, 2 and 4 steps (first
+step at ``consistency.lcm_start``) and the teacher's classifier-free guided DDIM (eta = 0, trailing steps) at 10 and 20 steps, all at the
 same guidance scale ``w``, on the same labels (64 of each digit) and seeds: digits FD against
 the 359 held-out digits with its size-matched real-data floor, precision, recall, class accuracy
 and seconds per 64 samples. Every row is drawn with ``--seeds`` seeds (3) and reports the mean
@@ -37,6 +37,7 @@ from diffusion_notes.consistency import (
     DistillConfig,
     balanced_labels,
     get_student,
+    lcm_start,
     sample_guided_ddim,
     sample_student,
     smoke_config,
@@ -92,16 +93,19 @@ def lcm_rows(
     distill_config: DistillConfig | None = None,
     device: str | torch.device = "auto",
     seeds: int = 3,
+    start: int | None = None,
+    name: str = "LCM",
 ) -> list[Row]:
-    """The LCM student's rows of the fast-sampling table (student from the model cache)."""
+    """The LCM student's rows of the fast-sampling table (student from the model cache), the
+    first step at ``start`` (default ``consistency.lcm_start``; ``999``: diffusers' timesteps)."""
     tconf = teacher or PRESETS["digits_cond"]
     dconf = distill_config or DistillConfig()
     student, _ = get_student(dconf, teacher=tconf, device=device)
     classifier, _ = get_digit_classifier(device=next(student.parameters()).device)
     schedule = make_schedule_for(tconf)
     labels = balanced_labels(n_per_class)
-    return [score_row("LCM", n, n, w, lambda g, n=n: sample_student(
-        student, schedule, labels, n_steps=n, w=w, skip=dconf.skip, generator=g),
+    return [score_row(name, n, n, w, lambda g, n=n: sample_student(
+        student, schedule, labels, n_steps=n, w=w, skip=dconf.skip, generator=g, start=start),
         labels, classifier, seeds) for n in steps]
 
 
@@ -177,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "distill_config": asdict(dconf),
         "distill_seconds": dinfo.seconds,
         "distilled_here": not dinfo.from_cache,
+        "lcm_start": lcm_start(make_schedule_for(tconf), dconf.skip),
         "n_samples": len(balanced_labels(n_per_class)),
         "seeds": seeds,
         "rows": [asdict(r) for r in rows],

@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/video.py            # the lab's settings (minutes on 2 CPU cores)
     DIFFUSION_NOTES_SMOKE=1 .venv/bin/python bench/video.py   # seconds; writes video-smoke.json
+    .venv/bin/python bench/video.py --temporal spacetime --unfrozen --steps 3000 --lr 1e-3
+        # a variant of the lab's model (writes video-spacetime-unfrozen-3000steps-lr0.001.json)
 
 Gets the video lab's image model and video model from the model cache (training them when
 missing; their training times are those measured when they were trained), samples ``--n-clips``
@@ -18,7 +20,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -27,6 +29,7 @@ from _machine import machine_info
 from diffusion_notes import get_device, is_smoke, pick
 from diffusion_notes.cache import get_or_train
 from diffusion_notes.metrics import get_digit_classifier
+from diffusion_notes.models.video import TEMPORAL_KINDS
 from diffusion_notes.train import make_schedule_for, preset
 from diffusion_notes.video import VideoConfig, compare_with_baseline, get_or_train_video
 from diffusion_notes.video_metrics import ClipScore
@@ -46,6 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--n-clips", type=int, default=None, help="clips per model (default 64, as the lab)")
+    parser.add_argument("--temporal", choices=TEMPORAL_KINDS, default=None,
+                        help="a variant's temporal layers (default: the lab's)")
+    parser.add_argument("--steps", type=int, default=None, help="a variant's training steps")
+    parser.add_argument("--lr", type=float, default=None, help="a variant's learning rate")
+    parser.add_argument("--unfrozen", action="store_true",
+                        help="a variant that trains the image layers too")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     smoke = is_smoke()
@@ -53,9 +62,18 @@ def main(argv: list[str] | None = None) -> int:
     # exactly the lab's configs (same cache keys); smoke mode shrinks them as the lab does
     image_config = preset("digits_frames", **pick({}, {"steps": 4, "batch_size": 8}))
     config = VideoConfig(image=image_config, **pick({}, {"steps": 4, "n_clips": 16}))
+    variant = {k: v for k, v in (("temporal", args.temporal), ("steps", args.steps),
+                                 ("lr", args.lr)) if v is not None}
+    if args.unfrozen:
+        variant["freeze_spatial"] = False
+    config = replace(config, **variant)
     n = args.n_clips or pick(64, 4)
     n_steps = pick(25, 3)
-    out = args.out or RESULTS / ("video-smoke.json" if smoke else "video.json")
+    name = "-".join(["video", *([args.temporal] if args.temporal else []),
+                     *(["unfrozen"] if args.unfrozen else []),
+                     *([f"{args.steps}steps"] if args.steps else []),
+                     *([f"lr{args.lr:g}"] if args.lr else [])])
+    out = args.out or RESULTS / (f"{name}-smoke.json" if smoke else f"{name}.json")
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
     image_model, image_info = get_or_train(image_config, device=device)
@@ -70,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info(device, load_before),
         "config": asdict(config),
+        "variant": variant,  # fields changed from the lab's config (empty: the lab's model)
         "train": {
             "image_seconds": round(image_info.seconds, 2),
             "video_seconds": round(info.seconds, 2),

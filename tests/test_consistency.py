@@ -15,6 +15,9 @@ from diffusion_notes.consistency import (
     distill,
     distillation_loss,
     guided_eps,
+    lcm_start,
+    sample_student,
+    sd_terminal_alpha_bar,
     skip_targets,
     student_from_teacher,
     with_w,
@@ -214,3 +217,75 @@ def test_distill_config_errors_name_the_fix() -> None:
         DistillConfig(distance="l1")
     with pytest.raises(ValueError, match="skip=30 must divide"):
         DistillConfig(skip=30).grid(1000)
+    with pytest.raises(ValueError, match="max_timestep=700 is not on the grid"):
+        DistillConfig(max_timestep=700).grid(1000, 700)
+
+
+def test_distillation_trains_only_up_to_where_sampling_starts(monkeypatch) -> None:
+    """The default grid stops at lcm_start (719); max_timestep = T - 1 restores LCM's 50 points."""
+    import diffusion_notes.consistency as cm
+
+    assert DistillConfig().top(SCHEDULE) == 719
+    assert DistillConfig().grid(1000, 719).tolist() == list(range(19, 720, 20))
+    assert DistillConfig(max_timestep=999).top(SCHEDULE) == 999
+    seen: list[int] = []
+    real = cm.guided_eps
+
+    def spy(teacher, x, t, y, w):  # the teacher's step, recording the timesteps it starts from
+        seen.extend(t.tolist())
+        return real(teacher, x, t, y, w)
+
+    monkeypatch.setattr(cm, "guided_eps", spy)
+    data = torch.zeros(16, 1, 8, 8)
+    labels = torch.arange(16) % 10
+    for top, lo, hi in ((None, 600, 719), (999, 720, 999)):
+        seen.clear()
+        cfg = DistillConfig(steps=20, batch_size=8, max_timestep=top)
+        distill(_random_unet(4), data, labels, SCHEDULE, cfg, progress=False)
+        # 160 draws: the 6 grid points above 600 are all missed with probability
+        # (30/36)^160 < 1e-12, the 13 above 720 of the full grid with (37/50)^160 < 1e-20
+        assert lo < max(seen) <= hi and all((t + 1) % 20 == 0 for t in seen)
+
+
+def test_sampling_starts_at_stable_diffusions_last_noise_level() -> None:
+    """lcm_start is the highest grid timestep whose alpha_bar reaches Stable Diffusion's last
+    level (0.00466): 719 on the pixel schedule with k = 20, 999 on Stable Diffusion's own."""
+    # Lin et al. 2024 quote sqrt(abar_T) = 0.068265 for Stable Diffusion's schedule
+    assert sd_terminal_alpha_bar() ** 0.5 == pytest.approx(0.068265, abs=5e-7)
+    level = sd_terminal_alpha_bar()
+    start = lcm_start(SCHEDULE, 20)
+    assert start == 719 and (start + 1) % 20 == 0  # on the k = 20 grid
+    # the highest grid point at or above the level: the next one up is below it
+    assert SCHEDULE.alpha_bar[start] >= level > SCHEDULE.alpha_bar[start + 20]
+    assert lcm_start(SCHEDULE, 50) == 699  # the k = 50 grid: 749 is already below
+    assert lcm_start(SCHEDULE, 20, level=0.0) == 999  # no level: diffusers' T - 1
+    # on Stable Diffusion's own schedule the level is its last step, which is kept (>=)
+    sd = make_schedule("scaled_linear", 1000, beta_start=0.00085, beta_end=0.012)
+    assert lcm_start(sd, 20) == 999
+    with pytest.raises(ValueError, match="skip=30 must divide"):
+        lcm_start(SCHEDULE, 30)
+
+
+def test_sample_student_uses_the_start_it_is_given() -> None:
+    """By default the student is called at 719 and 359 for two steps; start=999 gives
+    diffusers' timesteps."""
+    student = _random_unet(3, guidance_embedding=True)
+    labels = torch.arange(4)
+    seen: list[int] = []
+
+    class Spy(torch.nn.Module):  # the student, recording the timestep of every call
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = student
+
+        def forward(self, x, t, y=None, w=None):
+            seen.append(int(t[0]))
+            return self.net(x, t, y, w)
+
+    out = sample_student(Spy(), SCHEDULE, labels, n_steps=2, w=0.5,
+                         generator=torch.Generator().manual_seed(0))
+    assert out.shape == (4, 1, 8, 8) and seen == [719, 359]
+    seen.clear()
+    sample_student(Spy(), SCHEDULE, labels, n_steps=2, w=0.5,
+                   generator=torch.Generator().manual_seed(0), start=999)
+    assert seen == [999, 499]  # diffusers' LCMScheduler timesteps for 2 steps

@@ -117,6 +117,29 @@ def test_check_pairs_rejects_bad_chains(pairs: list, match: str) -> None:
         check_pairs(pairs, 1000)
 
 
+@pytest.mark.parametrize("n", [1, 2, 4, 8])
+def test_lcm_pairs_start_cuts_the_grid(n: int) -> None:
+    """start = T - 1 is diffusers' LCMScheduler; a lower start cuts the grid and spaces the
+    steps evenly over the points left, every one on the grid."""
+    assert lcm_pairs(1000, n, start=999) == lcm_pairs(1000, n)  # T - 1: diffusers' timesteps
+    pairs = lcm_pairs(1000, n, start=719)
+    ts = [t for t, _ in pairs]
+    assert ts[0] == 719 and pairs[-1][1] == -1
+    assert all((t + 1) % 20 == 0 for t in ts)  # every step on the k = 20 grid
+    assert ts == sorted(set(ts), reverse=True)  # strictly descending
+    # evenly spaced indices of the 36 grid points 719, 699, ..., 19
+    grid = list(range(719, 0, -20))
+    assert ts == [grid[(i * len(grid)) // n] for i in range(n)]
+
+
+def test_lcm_pairs_start_off_the_grid_names_the_fix() -> None:
+    """A start the student was never trained at is refused, with the grid point to use."""
+    with pytest.raises(ValueError, match=r"start=700 is not on the distillation grid.*e\.g\. 699"):
+        lcm_pairs(1000, 2, start=700)
+    with pytest.raises(ValueError, match="exceeds the 2 grid points"):
+        lcm_pairs(1000, 3, original_steps=50, start=39)
+
+
 def test_pairs_from_timesteps_validates() -> None:
     assert pairs_from_timesteps(torch.tensor([7, 3, 0])) == [(7, 3), (3, 0), (0, -1)]
     with pytest.raises(ValueError, match="strictly descending"):

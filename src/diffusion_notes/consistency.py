@@ -192,6 +192,10 @@ class DistillConfig:
     timestep_scaling: float = 10.0
     sigma_data: float = 0.5
     seed: int = 0
+    # the highest grid timestep trained on: None is :func:`lcm_start`, the level where
+    # :func:`sample_student` starts (719 for the pixel schedule and k = 20); T - 1 is LCM's
+    # whole grid
+    max_timestep: int | None = None
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
@@ -204,11 +208,24 @@ class DistillConfig:
         if not 0.0 <= self.w_min <= self.w_max:
             raise ValueError(f"need 0 <= w_min <= w_max, got {self.w_min}, {self.w_max}")
 
-    def grid(self, T: int) -> torch.Tensor:
-        """The skipping grid ``k-1, 2k-1, ..., T-1`` (timesteps a student is trained at)."""
+    def grid(self, T: int, top: int | None = None) -> torch.Tensor:
+        """The skipping grid ``k-1, 2k-1, ..., T-1``, cut above ``top`` (a grid point; default
+        ``T - 1``): the timesteps a student is trained at."""
         if T % self.skip:
             raise ValueError(f"skip={self.skip} must divide the number of timesteps T={T}")
-        return torch.arange(1, T // self.skip + 1) * self.skip - 1
+        grid = torch.arange(1, T // self.skip + 1) * self.skip - 1
+        if top is None:
+            return grid
+        if top not in grid:
+            raise ValueError(f"max_timestep={top} is not on the grid k-1, 2k-1, ..., {T - 1} "
+                             f"(k={self.skip}): use one of them, or None for lcm_start")
+        return grid[grid <= top]
+
+    def top(self, schedule: Schedule) -> int:
+        """The highest grid timestep trained on (``max_timestep``, or :func:`lcm_start`)."""
+        if self.max_timestep is None:
+            return lcm_start(schedule, self.skip)
+        return self.max_timestep
 
 
 @dataclass(frozen=True)
@@ -261,7 +278,7 @@ def distill(
     student = student_from_teacher(teacher).to(dev).train()
     target = copy.deepcopy(student).requires_grad_(False).eval()
     opt = torch.optim.AdamW(student.parameters(), lr=config.lr)
-    grid = config.grid(schedule.T)
+    grid = config.grid(schedule.T, config.top(schedule))
     losses: list[float] = []
     for _ in tqdm(range(config.steps), desc="consistency distillation", disable=not progress,
                   leave=False):
@@ -360,6 +377,34 @@ def smoke_config(config: DistillConfig) -> DistillConfig:
 # ----------------------------------------------------------------------------- sampling
 
 
+def sd_terminal_alpha_bar() -> float:
+    """``abar`` at the last timestep of Stable Diffusion's scaled-linear schedule (betas from
+    0.00085 to 0.012 over 1000 steps): 0.00466, ``sqrt(abar) = 0.0683`` [@lin2024common]. LCM
+    was distilled and is sampled on that schedule, so its first step never sees a lower level."""
+    from diffusion_notes.schedules import make_schedule
+
+    return float(make_schedule("scaled_linear", 1000, beta_start=0.00085, beta_end=0.012).alpha_bar[-1])
+
+
+def lcm_start(schedule: Schedule, skip: int, level: float | None = None) -> int:
+    """The highest timestep of the skipping grid ``k-1, 2k-1, ..., T-1`` (``k = skip``) whose
+    ``abar`` is at least ``level`` (default :func:`sd_terminal_alpha_bar`).
+
+    A consistency student that predicts noise turns it into ``x0 = (x_t - sqrt(1 - abar) eps)
+    / sqrt(abar)``: at the pixel schedule's ``t = 999`` (``sqrt(abar) = 0.0064``) any error in
+    ``eps`` is multiplied by about 156, at Stable Diffusion's last level by 15. Starting where
+    ``abar`` reaches that level treats the pure-noise start as a slightly noisier ``x_t`` than
+    it is, the trade Stable Diffusion's own schedule makes."""
+    if schedule.T % skip:
+        raise ValueError(f"skip={skip} must divide the number of timesteps T={schedule.T}")
+    lvl = sd_terminal_alpha_bar() if level is None else float(level)
+    grid = torch.arange(schedule.T // skip, 0, -1) * skip - 1  # T-1, T-1-k, ..., k-1
+    ok = grid[schedule.alpha_bar[grid] >= lvl]
+    if len(ok) == 0:
+        raise ValueError(f"no grid timestep has alpha_bar >= {lvl}")
+    return int(ok[0])
+
+
 def balanced_labels(n_per_class: int, num_classes: int = 10) -> torch.Tensor:
     """``0, 1, ..., 9, 0, 1, ...``: ``n_per_class`` of every class."""
     return torch.arange(num_classes).repeat(n_per_class)
@@ -376,15 +421,19 @@ def sample_student(
     shape: tuple[int, ...] = (1, 8, 8),
     generator: torch.Generator | None = None,
     progress: bool = False,
+    start: int | None = None,
 ) -> torch.Tensor:
     """Multistep consistency sampling [@luo2023latent, Alg. 3] of a w-conditioned student in
     ``n_steps`` steps, on the timesteps it was distilled on (:func:`lcm_pairs` with
-    ``original_steps = T // skip``), one sample per label."""
+    ``original_steps = T // skip``), one sample per label. The first step is at ``start``
+    (default :func:`lcm_start`, the grid point at Stable Diffusion's last noise level;
+    ``schedule.T - 1`` gives diffusers' timesteps)."""
     dev = next(student.parameters()).device
     x = torch.randn((len(labels), *shape), generator=generator).to(dev)
     y = labels.to(dev)
     net = with_w(student, w)
-    pairs = lcm_pairs(schedule.T, n_steps, original_steps=schedule.T // skip)
+    first = lcm_start(schedule, skip) if start is None else start
+    pairs = lcm_pairs(schedule.T, n_steps, original_steps=schedule.T // skip, start=first)
     return sample_lcm(Denoiser(net, schedule, cond=y), x, pairs, generator=generator,
                       progress=progress)
 

@@ -194,20 +194,33 @@ def full_pairs(T: int) -> list[tuple[int, int]]:
     return pairs_from_timesteps(range(T - 1, -1, -1), T)
 
 
-def lcm_pairs(T: int, n_steps: int, *, original_steps: int = 50) -> list[tuple[int, int]]:
+def lcm_pairs(
+    T: int, n_steps: int, *, original_steps: int = 50, start: int | None = None
+) -> list[tuple[int, int]]:
     """Timesteps of latent consistency model sampling (Luo et al. 2023), as diffusers' LCMScheduler.
 
     The distillation grid is ``k - 1, 2k - 1, ..., T - 1`` with ``k = T // original_steps``;
-    ``n_steps`` of its points are taken at evenly spaced indices starting from ``T - 1``.
+    ``n_steps`` of its points are taken at evenly spaced indices starting from ``T - 1``
+    (diffusers' choice), or from ``start``, a grid point below it: the grid is cut above
+    ``start`` and the same rule picks ``n_steps`` of the points left, ``start`` first.
     """
     _check_counts(T, n_steps)
     if original_steps > T or original_steps < 1:
         raise ValueError(f"original_steps={original_steps} must lie in [1, T={T}]")
-    if n_steps > original_steps:
-        raise ValueError(f"n_steps={n_steps} exceeds original_steps={original_steps}")
     k = T // original_steps
     grid = (np.arange(1, original_steps + 1) * k - 1)[::-1]
-    idx = np.floor(np.linspace(0, original_steps, n_steps, endpoint=False)).astype(np.int64)
+    if start is not None:
+        if start not in grid:
+            raise ValueError(
+                f"start={start} is not on the distillation grid k-1, 2k-1, ..., {int(grid[0])} "
+                f"(k={k}); a student is only trained there: pick one of them, e.g. "
+                f"{int(grid[grid <= start][0]) if (grid <= start).any() else int(grid[-1])}"
+            )
+        grid = grid[grid <= start]
+    if n_steps > len(grid):
+        raise ValueError(f"n_steps={n_steps} exceeds the {len(grid)} grid points "
+                         f"(original_steps={original_steps}, start={start})")
+    idx = np.floor(np.linspace(0, len(grid), n_steps, endpoint=False)).astype(np.int64)
     return pairs_from_timesteps(grid[idx].tolist(), T)
 
 
