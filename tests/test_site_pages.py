@@ -78,6 +78,16 @@ def test_benchmarks_page_shows_the_video_comparison(tmp_path: Path) -> None:
     assert "| unconditional | frame by frame | 30.0% | 2.50 | 0.040 |" in page
     assert "| from a first frame | video model | 95.0% | 0.40 | - |" in page
     assert "ratio video / frame by frame 0.16" in page
+    assert "Variants of the lab's model" not in page  # none written yet
+    variant = dict(video, variant={"temporal": "spacetime", "steps": 3000},
+                   unconditional={"video": {"class_consistency": 0.529, "motion_error_px": 1.98},
+                                  "frame_by_frame": {"class_consistency": 0.316,
+                                                     "motion_error_px": 1.96}})
+    (tmp_path / "video-spacetime-3000steps.json").write_text(json.dumps(variant))
+    (tmp_path / "video-smoke.json").write_text("not read")  # smoke runs are left out
+    page = render_benchmarks_page(tmp_path)
+    assert ("| `temporal=spacetime`, `steps=3000` | 2026-12-03 | 52.9% / 31.6% | 1.98 / 1.96 | 40 |"
+            in page)
 
 
 def test_docs_hold_no_control_characters() -> None:

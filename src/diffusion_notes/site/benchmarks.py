@@ -275,6 +275,30 @@ def _video(d: dict[str, Any]) -> list[str]:
     return lines + [""]
 
 
+def _video_variants(results: Path) -> list[str]:
+    """Rows for ``bench/results/video-*.json``: variants of the lab's video model."""
+    paths = sorted(p for p in results.glob("video-*.json") if not p.stem.endswith("-smoke"))
+    if not paths:
+        return []
+    lines = [
+        "Variants of the lab's model (`bench/video.py` with the options named; unconditional "
+        "clips, same seeds and measures as above):",
+        "",
+        "| variant | run | class kept, video / frame by frame | motion error (px/frame), "
+        "video / frame by frame | video model training (s) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for path in paths:
+        d = _load(results, path.stem)
+        assert d is not None
+        v, b = d["unconditional"]["video"], d["unconditional"]["frame_by_frame"]
+        opts = ", ".join(f"`{k}={val}`" for k, val in d.get("variant", {}).items()) or path.stem
+        lines.append(f"| {opts} | {d['date'][:10]} | {v['class_consistency']:.1%} / "
+                     f"{b['class_consistency']:.1%} | {v['motion_error_px']:.2f} / "
+                     f"{b['motion_error_px']:.2f} | {d['train']['video_seconds']:.0f} |")
+    return lines + [""]
+
+
 def _map(d: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for name, part in d["parts"].items():
@@ -319,4 +343,6 @@ def render_benchmarks_page(results: Path) -> str:
         lines += [f"## {title}", "", f"`python bench/{name}.py`", ""]
         data = _load(results, name)
         lines += render(data) if data is not None else _missing(name)
+        if name == "video":
+            lines += _video_variants(results)
     return "\n".join(lines)
