@@ -102,3 +102,19 @@ def test_docs_hold_no_control_characters() -> None:
             if found:
                 bad.append(f"{path.relative_to(REPO)}:{number}: {', '.join(found)}")
     assert not bad, "control characters (write the LaTeX backslash as \\\\):\n" + "\n".join(bad)
+
+
+def test_table_of_contents_drops_citation_keys() -> None:
+    """Headings that cite a paper keep their words in the table of contents, not the raw key."""
+    from mkdocs.structure.toc import AnchorLink
+
+    from diffusion_notes.site.plugin import strip_toc_citations
+
+    top = AnchorLink("The lineage", "the-lineage", 2)
+    child = AnchorLink("Latent image-to-image [@rombach2022high; @podell2024sdxl]", "x", 3)
+    grandchild = AnchorLink("SDEdit [@meng2022sdedit, sec. 3] in practice", "y", 4)
+    child.children.append(grandchild)
+    top.children.append(child)
+    strip_toc_citations([top])
+    assert [top.title, child.title, grandchild.title] == [
+        "The lineage", "Latent image-to-image", "SDEdit in practice"]

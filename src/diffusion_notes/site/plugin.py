@@ -37,6 +37,7 @@ from mkdocs.structure.files import File, Files
 from mkdocs.utils import get_relative_url
 
 from diffusion_notes.bib.citations import (
+    CITATION,
     link_citations,
     references_html,
     scan_source,
@@ -76,6 +77,19 @@ _BUNDLE = re.compile(r'<script src="[^"]*assets/javascripts/bundle\.[0-9a-f]+\.m
 _NB_MATHJAX = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->",
                          re.DOTALL)
 _EXTERNAL_SCRIPT = re.compile(r"<script[^>]+src=\"https?://[^\"]*\"[^>]*>\s*</script>")
+
+
+
+def strip_toc_citations(items) -> None:
+    """Drop ``[@key]`` citations from the titles of a page's table of contents (in place).
+
+    A heading such as ``### SDEdit [@meng2022sdedit]`` is linked in the page body, but the
+    table of contents is built from the Markdown before this plugin sees the HTML, so its
+    entry (and the search result built from it) would show the raw key."""
+    for item in items:
+        title = CITATION.sub("", item.title)
+        item.title = re.sub(r"\s{2,}", " ", title).strip()
+        strip_toc_citations(item.children)
 
 
 class PluginConfig(Config):
@@ -240,6 +254,7 @@ class DiffusionNotesPlugin(BasePlugin[PluginConfig]):
             return f"{index_url}#{key}"
 
         html, cited = link_citations(html, self.library, href)
+        strip_toc_citations(page.toc)
         return html + references_html(cited, self.library, href)
 
     def on_page_context(self, context, page, config, nav):
