@@ -21,6 +21,12 @@ Latent consistency distillation [@luo2023latent, Alg. 1] makes three changes, al
 
 The loss is ``d(f_theta(x_{t_{n+k}}, t_{n+k}, w, c), f_{theta^-}(x^psi_{t_n}, t_n, w, c))`` with
 ``d`` the squared error or the pseudo-Huber distance ``sqrt(|a - b|^2 + c^2) - c``.
+
+One departure from LCM, for this pixel schedule: sampling starts at :func:`lcm_start` (the
+grid point at Stable Diffusion's last noise level, 719 here) instead of ``T - 1``, where the
+noise-to-data division by ``sqrt(abar_999) = 0.0064`` would blow up the student's error, and
+the grid is cut there (``DistillConfig.max_timestep``), so the student is trained only where
+it is sampled.
 """
 
 from __future__ import annotations
@@ -176,7 +182,8 @@ class DistillConfig:
     """Everything that determines a distilled student (with the teacher's config, its cache key).
 
     ``skip`` is LCM's ``k``: the student is trained on the grid of ``T // skip`` timesteps
-    (50 for T = 1000 and k = 20, LCM's default of 50 DDIM steps); ``w`` is drawn uniformly from
+    (50 for T = 1000 and k = 20, LCM's default of 50 DDIM steps), up to ``max_timestep``
+    (default :func:`lcm_start`: 36 of the 50 points here); ``w`` is drawn uniformly from
     ``[w_min, w_max]`` in the guidance convention ``eps_c + w (eps_c - eps_u)``.
     """
 
