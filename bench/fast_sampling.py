@@ -288,13 +288,12 @@ def lcm_row(steps: int, w: float = 0.0) -> Row:
     from diffusion_notes.consistency import (
         DistillConfig,
         get_student,
-        lcm_start,
         smoke_config,
+        student_pairs,
         with_w,
     )
     from diffusion_notes.runtime import pick
     from diffusion_notes.samplers import sample_lcm
-    from diffusion_notes.timesteps import lcm_pairs
 
     distill = pick(DistillConfig(), smoke_config(DistillConfig()))
 
@@ -303,8 +302,7 @@ def lcm_row(steps: int, w: float = 0.0) -> Row:
 
     def run(den: Denoiser, x: torch.Tensor) -> torch.Tensor:
         net = with_w(_STUDENT["net"], w)
-        pairs = lcm_pairs(den.schedule.T, steps, original_steps=den.schedule.T // distill.skip,
-                          start=lcm_start(den.schedule, distill.skip))
+        pairs = student_pairs(den.schedule, steps, distill.skip)
         g = torch.Generator(device=x.device).manual_seed(7)
         student = Denoiser(net, den.schedule, cond=den.cond)  # eps-prediction, as distilled
         return sample_lcm(student, x, pairs, generator=g, progress=False)

@@ -93,19 +93,17 @@ def lcm_rows(
     distill_config: DistillConfig | None = None,
     device: str | torch.device = "auto",
     seeds: int = 3,
-    start: int | None = None,
-    name: str = "LCM",
 ) -> list[Row]:
     """The LCM student's rows of the fast-sampling table (student from the model cache), the
-    first step at ``start`` (default ``consistency.lcm_start``; ``999``: diffusers' timesteps)."""
+    first step at ``consistency.lcm_start``."""
     tconf = teacher or PRESETS["digits_cond"]
     dconf = distill_config or DistillConfig()
     student, _ = get_student(dconf, teacher=tconf, device=device)
     classifier, _ = get_digit_classifier(device=next(student.parameters()).device)
     schedule = make_schedule_for(tconf)
     labels = balanced_labels(n_per_class)
-    return [score_row(name, n, n, w, lambda g, n=n: sample_student(
-        student, schedule, labels, n_steps=n, w=w, skip=dconf.skip, generator=g, start=start),
+    return [score_row("LCM", n, n, w, lambda g, n=n: sample_student(
+        student, schedule, labels, n_steps=n, w=w, skip=dconf.skip, generator=g),
         labels, classifier, seeds) for n in steps]
 
 

@@ -37,6 +37,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, get_args
 
@@ -55,7 +56,7 @@ from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.diffusion import x0_eps_from_output
 from diffusion_notes.samplers import sample_ddim, sample_lcm
 from diffusion_notes.schedules import Schedule, extract
-from diffusion_notes.timesteps import lcm_pairs, timestep_pairs
+from diffusion_notes.timesteps import lcm_pairs, skipping_grid, timestep_pairs
 
 if TYPE_CHECKING:
     from diffusion_notes.train import TrainConfig
@@ -218,9 +219,7 @@ class DistillConfig:
     def grid(self, T: int, top: int | None = None) -> torch.Tensor:
         """The skipping grid ``k-1, 2k-1, ..., T-1``, cut above ``top`` (a grid point; default
         ``T - 1``): the timesteps a student is trained at."""
-        if T % self.skip:
-            raise ValueError(f"skip={self.skip} must divide the number of timesteps T={T}")
-        grid = torch.arange(1, T // self.skip + 1) * self.skip - 1
+        grid = torch.tensor(skipping_grid(T, self.skip))
         if top is None:
             return grid
         if top not in grid:
@@ -384,6 +383,7 @@ def smoke_config(config: DistillConfig) -> DistillConfig:
 # ----------------------------------------------------------------------------- sampling
 
 
+@lru_cache(maxsize=1)
 def sd_terminal_alpha_bar() -> float:
     """``abar`` at the last timestep of Stable Diffusion's scaled-linear schedule (betas from
     0.00085 to 0.012 over 1000 steps): 0.00466, ``sqrt(abar) = 0.0683`` [@lin2024common]. LCM
@@ -402,14 +402,21 @@ def lcm_start(schedule: Schedule, skip: int, level: float | None = None) -> int:
     ``eps`` is multiplied by about 156, at Stable Diffusion's last level by 15. Starting where
     ``abar`` reaches that level treats the pure-noise start as a slightly noisier ``x_t`` than
     it is, the trade Stable Diffusion's own schedule makes."""
-    if schedule.T % skip:
-        raise ValueError(f"skip={skip} must divide the number of timesteps T={schedule.T}")
     lvl = sd_terminal_alpha_bar() if level is None else float(level)
-    grid = torch.arange(schedule.T // skip, 0, -1) * skip - 1  # T-1, T-1-k, ..., k-1
+    grid = torch.tensor(skipping_grid(schedule.T, skip)[::-1])  # T-1, T-1-k, ..., k-1
     ok = grid[schedule.alpha_bar[grid] >= lvl]
     if len(ok) == 0:
         raise ValueError(f"no grid timestep has alpha_bar >= {lvl}")
     return int(ok[0])
+
+
+def student_pairs(
+    schedule: Schedule, n_steps: int, skip: int, start: int | None = None
+) -> list[tuple[int, int]]:
+    """The ``(t, t_prev)`` pairs of ``n_steps``-step consistency sampling on the skipping grid,
+    the first step at ``start`` (default :func:`lcm_start`)."""
+    first = lcm_start(schedule, skip) if start is None else start
+    return lcm_pairs(schedule.T, n_steps, original_steps=schedule.T // skip, start=first)
 
 
 def balanced_labels(n_per_class: int, num_classes: int = 10) -> torch.Tensor:
@@ -439,8 +446,7 @@ def sample_student(
     x = torch.randn((len(labels), *shape), generator=generator).to(dev)
     y = labels.to(dev)
     net = with_w(student, w)
-    first = lcm_start(schedule, skip) if start is None else start
-    pairs = lcm_pairs(schedule.T, n_steps, original_steps=schedule.T // skip, start=first)
+    pairs = student_pairs(schedule, n_steps, skip, start)
     return sample_lcm(Denoiser(net, schedule, cond=y), x, pairs, generator=generator,
                       progress=progress)
 

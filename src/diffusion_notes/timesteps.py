@@ -194,6 +194,13 @@ def full_pairs(T: int) -> list[tuple[int, int]]:
     return pairs_from_timesteps(range(T - 1, -1, -1), T)
 
 
+def skipping_grid(T: int, skip: int) -> list[int]:
+    """LCM's skipping grid ``k - 1, 2k - 1, ..., T - 1`` (``k = skip``), ascending."""
+    if skip < 1 or T % skip:
+        raise ValueError(f"skip={skip} must divide the number of timesteps T={T}")
+    return list(range(skip - 1, T, skip))
+
+
 def lcm_pairs(
     T: int, n_steps: int, *, original_steps: int = 50, start: int | None = None
 ) -> list[tuple[int, int]]:
@@ -208,7 +215,7 @@ def lcm_pairs(
     if original_steps > T or original_steps < 1:
         raise ValueError(f"original_steps={original_steps} must lie in [1, T={T}]")
     k = T // original_steps
-    grid = (np.arange(1, original_steps + 1) * k - 1)[::-1]
+    grid = np.array(skipping_grid(original_steps * k, k)[::-1])
     if start is not None:
         if start not in grid:
             raise ValueError(
