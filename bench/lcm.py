@@ -5,7 +5,9 @@
 
 Distils (or loads from the model cache) the consistency student of
 ``train.PRESETS["digits_cond"]`` and scores, in one run, the student at 1, 2 and 4 steps (first
-step at ``consistency.lcm_start``) and the teacher's classifier-free guided DDIM (eta = 0, trailing steps) at 10 and 20 steps, all at the
+step at ``consistency.lcm_start``), the same sampler with the teacher's own ODE solution in the
+student's place (``consistency.sample_ideal_student``: zero distillation error) and the
+teacher's classifier-free guided DDIM (eta = 0, trailing steps) at 10 and 20 steps, all at the
 same guidance scale ``w``, on the same labels (64 of each digit) and seeds: digits FD against
 the 359 held-out digits with its size-matched real-data floor, precision, recall, class accuracy
 and seconds per 64 samples. Every row is drawn with ``--seeds`` seeds (3) and reports the mean
@@ -39,8 +41,10 @@ from diffusion_notes.consistency import (
     get_student,
     lcm_start,
     sample_guided_ddim,
+    sample_ideal_student,
     sample_student,
     smoke_config,
+    student_pairs,
 )
 from diffusion_notes.metrics import class_accuracy, get_digit_classifier, score_digits_held_out
 from diffusion_notes.train import PRESETS, TrainConfig, make_schedule_for
@@ -52,7 +56,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 class Row:
     """One sampler at one step count, scored on held-out digits."""
 
-    sampler: str  # "LCM", "DDIM" (w = 0) or "DDIM (CFG)"
+    sampler: str  # "LCM", "ideal student", "DDIM" (w = 0) or "DDIM (CFG)"
     steps: int
     network_evaluations: int  # per sample: guided DDIM evaluates two branches per step
     fd: float  # mean over the seeds
@@ -107,6 +111,32 @@ def lcm_rows(
         labels, classifier, seeds) for n in steps]
 
 
+def ideal_rows(
+    *,
+    steps: tuple[int, ...] = (1, 2, 4),
+    w: float = 0.0,
+    n_per_class: int = 64,
+    teacher: TrainConfig | None = None,
+    skip: int | None = None,
+    device: str | torch.device = "auto",
+    seeds: int = 3,
+) -> list[Row]:
+    """The same multistep consistency sampling with the teacher's own ODE solution in the
+    student's place (``consistency.sample_ideal_student``): what the sampler reaches when the
+    distillation error is zero. NFE counts the teacher calls of every step's DDIM chain."""
+    tconf = teacher or PRESETS["digits_cond"]
+    k = skip or DistillConfig().skip
+    net, _ = get_or_train(tconf, device=device)
+    classifier, _ = get_digit_classifier(device=next(net.parameters()).device)
+    schedule = make_schedule_for(tconf)
+    labels = balanced_labels(n_per_class)
+    per_call = 2 if w > 0 else 1
+    return [score_row("ideal student", n, per_call * sum(t // k + 1 for t, _ in student_pairs(
+        schedule, n, k)), w, lambda g, n=n: sample_ideal_student(
+        net, schedule, labels, n_steps=n, w=w, skip=k, generator=g), labels, classifier, seeds)
+        for n in steps]
+
+
 def teacher_rows(
     *,
     steps: tuple[int, ...] = (10, 20),
@@ -159,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                         seeds=seeds)
     rows += lcm_rows(w=args.w, n_per_class=n_per_class, teacher=tconf, distill_config=dconf,
                      device=device, seeds=seeds)
+    rows += ideal_rows(w=args.w, n_per_class=n_per_class, teacher=tconf, skip=dconf.skip,
+                       device=device, seeds=seeds)
     by = {(r.sampler, r.steps): r for r in rows}
     goals = {
         "lcm4_no_worse_than_ddim20": by[("LCM", 4)].fd <= by[(rows[0].sampler, 20)].fd,
@@ -190,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(result, indent=2) + "\n")
     for r in rows:
         per_seed = " / ".join(f"{v:.2f}" for v in r.fd_seeds)
-        print(f"{r.sampler:>11} {r.steps:3d} steps ({r.network_evaluations:2d} NFE): FD "
+        print(f"{r.sampler:>13} {r.steps:3d} steps ({r.network_evaluations:2d} NFE): FD "
               f"{r.fd:7.2f} ({per_seed}; floor {r.floor:.2f}), P {r.precision:.3f}, R {r.recall:.3f}, "
               f"acc {r.class_accuracy:.3f}, {r.seconds_per_64:.3f} s/64")
     print(goals, f"-> {out}")

@@ -15,7 +15,9 @@ from diffusion_notes.consistency import (
     distill,
     distillation_loss,
     guided_eps,
+    ideal_student,
     lcm_start,
+    sample_ideal_student,
     sample_student,
     sd_terminal_alpha_bar,
     skip_targets,
@@ -222,12 +224,15 @@ def test_distill_config_errors_name_the_fix() -> None:
 
 
 def test_distillation_trains_only_up_to_where_sampling_starts(monkeypatch) -> None:
-    """The default grid stops at lcm_start (719); max_timestep = T - 1 restores LCM's 50 points."""
+    """The default grid (k = 50) stops at lcm_start (699); max_timestep = T - 1 restores the
+    whole grid of 20 points."""
     import diffusion_notes.consistency as cm
 
-    assert DistillConfig().top(SCHEDULE) == 719
-    assert DistillConfig().grid(1000, 719).tolist() == list(range(19, 720, 20))
+    assert DistillConfig().skip == 50
+    assert DistillConfig().top(SCHEDULE) == 699
+    assert DistillConfig().grid(1000, 699).tolist() == list(range(49, 700, 50))
     assert DistillConfig(max_timestep=999).top(SCHEDULE) == 999
+    assert DistillConfig(skip=20).top(SCHEDULE) == 719  # LCM's k = 20
     seen: list[int] = []
     real = cm.guided_eps
 
@@ -238,13 +243,13 @@ def test_distillation_trains_only_up_to_where_sampling_starts(monkeypatch) -> No
     monkeypatch.setattr(cm, "guided_eps", spy)
     data = torch.zeros(16, 1, 8, 8)
     labels = torch.arange(16) % 10
-    for top, lo, hi in ((None, 600, 719), (999, 720, 999)):
+    for top, lo, hi in ((None, 600, 699), (999, 700, 999)):
         seen.clear()
         cfg = DistillConfig(steps=20, batch_size=8, max_timestep=top)
         distill(_random_unet(4), data, labels, SCHEDULE, cfg, progress=False)
-        # 160 draws: the 6 grid points above 600 are all missed with probability
-        # (30/36)^160 < 1e-12, the 13 above 720 of the full grid with (37/50)^160 < 1e-20
-        assert lo < max(seen) <= hi and all((t + 1) % 20 == 0 for t in seen)
+        # 160 draws: the 2 grid points above 600 are both missed with probability
+        # (12/14)^160 < 1e-10, the 6 above 700 of the full grid with (14/20)^160 < 1e-24
+        assert lo < max(seen) <= hi and all((t + 1) % 50 == 0 for t in seen)
 
 
 def test_sampling_starts_at_stable_diffusions_last_noise_level() -> None:
@@ -267,7 +272,7 @@ def test_sampling_starts_at_stable_diffusions_last_noise_level() -> None:
 
 
 def test_sample_student_uses_the_start_it_is_given() -> None:
-    """By default the student is called at 719 and 359 for two steps; start=999 gives
+    """By default (k = 50) the student is called at 699 and 349 for two steps; start=999 gives
     diffusers' timesteps."""
     student = _random_unet(3, guidance_embedding=True)
     labels = torch.arange(4)
@@ -284,8 +289,66 @@ def test_sample_student_uses_the_start_it_is_given() -> None:
 
     out = sample_student(Spy(), SCHEDULE, labels, n_steps=2, w=0.5,
                          generator=torch.Generator().manual_seed(0))
-    assert out.shape == (4, 1, 8, 8) and seen == [719, 359]
+    assert out.shape == (4, 1, 8, 8) and seen == [699, 349]
     seen.clear()
     sample_student(Spy(), SCHEDULE, labels, n_steps=2, w=0.5,
                    generator=torch.Generator().manual_seed(0), start=999)
     assert seen == [999, 499]  # diffusers' LCMScheduler timesteps for 2 steps
+
+
+def test_ideal_student_one_step_is_the_teachers_ode_down_the_grid() -> None:
+    """One step of the ideal student returns the teacher's DDIM from the start down the
+    skipping grid (699, 649, ..., 49, then clean data), to within what the consistency function
+    adds to it: c_skip(699) x + (c_out(699) - 1) x0, both below 1e-7 per unit of x."""
+    teacher = _random_unet(5)
+    labels = torch.arange(4)
+    out = sample_ideal_student(teacher, SCHEDULE, labels, n_steps=1, w=0.0,
+                               generator=torch.Generator().manual_seed(0))
+    x = torch.randn((4, 1, 8, 8), generator=torch.Generator().manual_seed(0))
+    pairs = [(t, t - 50 if t > 49 else -1) for t in range(699, 0, -50)]
+    with torch.no_grad():
+        ref = sample_ddim(Denoiser(teacher, SCHEDULE, cond=labels), x, pairs, progress=False)
+    scale = float(ref.abs().max() + x.abs().max())
+    torch.testing.assert_close(out, ref, rtol=0, atol=1e-6 * scale)
+    # a chain one grid step shorter (starting at 649) is a different image
+    with torch.no_grad():
+        short = sample_ddim(Denoiser(teacher, SCHEDULE, cond=labels), x, pairs[1:], progress=False)
+    assert (out - short).abs().max() > 1e-3 * scale
+
+
+def test_ideal_student_is_a_fixed_point_of_distillation_and_refuses_off_grid_calls() -> None:
+    """The ideal student's consistency function makes the distillation loss vanish (to float32
+    rounding) on a UNet teacher at w = 1.5: its prediction at t equals the target's at the
+    teacher's point at t - k. Off the grid it refuses, naming the grid."""
+    teacher = _random_unet(6)
+    g = torch.Generator().manual_seed(0)
+    n, k, w = 8, 50, 1.5
+    x0 = torch.randn(n, 1, 8, 8, generator=g).clamp(-1, 1)
+    y = torch.arange(n) % 10
+    noise = torch.randn(n, 1, 8, 8, generator=g)
+    ideal = ideal_student(teacher, SCHEDULE, w=w, skip=k)
+
+    def as_student(x, t, yy, ww):  # distillation_loss calls students with one t per example
+        return torch.cat([ideal(x[i:i + 1], t[i:i + 1], yy[i:i + 1]) for i in range(len(x))])
+
+    losses = {}
+    for t_ in (349, 99):  # the target sits at 299 and 49, both on the grid
+        t = torch.full((n,), t_)
+        with torch.no_grad():
+            losses[t_] = float(distillation_loss(as_student, as_student, teacher, x0, y,
+                                                 torch.full((n,), w), t, noise, SCHEDULE,
+                                                 skip=k, kind="l2"))
+    # float32 DDIM chains of <= 8 steps on values of size ~1: rounding ~1e-6 per pixel, ~1e-12
+    # squared (measured 9e-13 at 349, 2e-13 at 99); a student for w = 1.0 measured 3e-3
+    assert max(losses.values()) < 1e-9
+    other = ideal_student(teacher, SCHEDULE, w=1.0, skip=k)
+
+    def off(x, t, yy, ww):
+        return torch.cat([other(x[i:i + 1], t[i:i + 1], yy[i:i + 1]) for i in range(len(x))])
+
+    with torch.no_grad():
+        wrong = float(distillation_loss(off, off, teacher, x0, y, torch.full((n,), w),
+                                        torch.full((n,), 349), noise, SCHEDULE, skip=k, kind="l2"))
+    assert wrong > 100 * max(losses.values()) and wrong > 1e-9
+    with pytest.raises(ValueError, match="defined on the grid"):
+        ideal(x0, torch.full((n,), 350), y)

@@ -18,15 +18,18 @@
 # classifier-free guidance and deterministic DDIM it needs 10 to 20 steps, each of them two
 # network evaluations (with and without the label). Here we distil it into a consistency
 # student, the recipe of latent consistency models [@luo2023latent]: guidance folded into the
-# student through a $w$ input, skipping steps of $k = 20$ timesteps on the teacher's trajectory,
-# an EMA target network, and the boundary scalings $c_\text{skip}, c_\text{out}$. Then we sample
-# the student in 1, 2 and 4 steps and put its digits and its scores beside the teacher's.
+# student through a $w$ input, skipping steps of $k = 50$ timesteps on the teacher's trajectory
+# (LCM's default is 20; the [note](lcm.md#a-coarser-grid-k-50) says why this small teacher does
+# better with 50), an EMA target network, and the boundary scalings $c_\text{skip}, c_\text{out}$.
+# Then we sample the student in 1, 2 and 4 steps and put its digits and its scores beside the
+# teacher's, and beside an *ideal* student that has no distillation error at all.
 #
 # 1. the teacher and its guided DDIM samples at 10 and 20 steps;
 # 2. the boundary scalings;
 # 3. the distillation (a few minutes on a CPU, then cached);
 # 4. the student at 1, 2 and 4 steps, next to the teacher;
-# 5. the guidance scale as an input: one student, several $w$.
+# 5. the ideal student: how far the sampler itself can go;
+# 6. the guidance scale as an input: one student, several $w$.
 #
 # Everything runs in pixel space: the 8x8 digits are already smaller than any latent an image
 # model would use (the latent-diffusion lab measures what an autoencoder adds and costs).
@@ -48,6 +51,7 @@ from diffusion_notes.consistency import (
     get_student,
     lcm_start,
     sample_guided_ddim,
+    sample_ideal_student,
     sample_student,
     sd_terminal_alpha_bar,
     smoke_config,
@@ -137,14 +141,16 @@ plt.show()
 # ## 3. Distillation
 #
 # Each step draws 64 training digits with their labels, a timestep $t_{n+k}$ on the grid
-# $19, 39, \dots, 719$ ($k = 20$; LCM's grid goes on to 999, but this one stops at the level
+# $49, 99, \dots, 699$ ($k = 50$; the full grid goes on to 999, but this one stops at the level
 # where sampling will start, section 4), noise, and a guidance scale $w \sim U[0, 2]$.
-# The teacher takes one guided DDIM step from $t_{n+k}$ to $t_n = t_{n+k} - 20$; the student's
+# The teacher takes one guided DDIM step from $t_{n+k}$ to $t_n = t_{n+k} - 50$; the student's
 # $f_\theta(x_{t_{n+k}}, t_{n+k}, w, c)$ is pulled towards the EMA target's
 # $f_{\theta^-}(\hat x_{t_n}, t_n, w, c)$ under the pseudo-Huber distance. The student starts
 # as a copy of the teacher (its new $w$ branch starts at zero). The result is cached.
 
 # %%
+grid = distill_config.grid(schedule.T, distill_config.top(schedule))
+print(f"k = {distill_config.skip}: {len(grid)} grid timesteps, {grid[0].item()} .. {grid[-1].item()}")
 student, dinfo = get_student(distill_config, teacher=teacher_config, device=device)
 print(f"student {'from cache' if dinfo.from_cache else 'distilled'}: {dinfo.path.name}; "
       f"{distill_config.steps} steps in {dinfo.seconds:.0f} s")
@@ -164,11 +170,11 @@ plt.show()
 # errors come out about 156 times larger. Stable Diffusion, which LCM was built on, never goes
 # below $\bar\alpha = 0.0047$ ($\sqrt{\bar\alpha} = 0.068$, errors times 15). So
 # `sample_student` starts at the highest grid point that keeps that much signal
-# (`consistency.lcm_start`, $t = 719$) and treats the pure noise as $x_{719}$. The cell also
-# prints a one-step sample from $t = 999$; this student was never trained above 719 (its
-# distillation grid stops there too), so that row shows both problems at once. The
-# [note](lcm.md#where-the-first-step-starts) separates them: a student trained on the whole
-# grid scores FD 392 from 999 and 19 from 719.
+# (`consistency.lcm_start`, $t = 699$ on this grid) and treats the pure noise as $x_{699}$. The
+# cell also prints a one-step sample from $t = 999$; this student was never trained above 699
+# (its distillation grid stops there too), so that row shows both problems at once. The
+# [note](lcm.md#where-the-first-step-starts) separates them: an earlier student ($k = 20$)
+# trained on the whole grid scored FD 392 from 999 and 19 from 719.
 #
 # Read the comparison printed at the end with its noise in mind: with 640 samples against 359
 # held-out digits, one seed's FD moves by 1 to 3 from seed to seed, as much as the gaps between
@@ -236,7 +242,33 @@ for student_row, teacher_row in (("student LCM-4", "teacher DDIM-20"),
           f"{mean_fd[teacher_row]:.2f}, {'met' if met else 'not met'}")
 
 # %% [markdown]
-# ## 5. The guidance scale is an input
+# ## 5. The ideal student
+#
+# How much of the gap is the distillation's fault? `consistency.sample_ideal_student` runs the
+# same sampler, the same timesteps and the same noise, with the student replaced by what it
+# imitates: the teacher's own DDIM run down the grid from each step's timestep (14 teacher
+# calls from 699). That is a student with zero distillation error, so its scores are the most
+# the multistep sampler can give with this teacher. Compare each row with the student's.
+
+# %%
+ideal_fd = {}
+for n in (1, 2, 4):
+    fds = []
+    for seed in (0, 1, 2):
+        with torch.no_grad():
+            samples = sample_ideal_student(teacher, schedule, labels, n_steps=n, w=W,
+                                           skip=distill_config.skip,
+                                           generator=torch.Generator().manual_seed(seed)).cpu()
+        fds.append(score_digits_held_out(samples, classifier).fd)
+    ideal_fd[n] = sum(fds) / len(fds)
+    real = mean_fd.get(f"student LCM-{n}")
+    print(f"ideal LCM-{n}: FD per seed {' / '.join(f'{v:.2f}' for v in fds)}, mean "
+          f"{ideal_fd[n]:.2f}" + ("" if real is None else f"; the distilled student: {real:.2f}"))
+print(f"the ideal 4-step sampler against DDIM-20: {ideal_fd[4]:.2f} vs "
+      f"{mean_fd['teacher DDIM-20']:.2f}; 4 steps against 2: {ideal_fd[4]:.2f} vs {ideal_fd[2]:.2f}")
+
+# %% [markdown]
+# ## 6. The guidance scale is an input
 #
 # The comparison above is at $w = 0$: the plain conditional model, as in the fast-sampling
 # table. The student saw $w \in [0, 2]$ during distillation; asking it for $w = 1$ and $2$ at

@@ -22,11 +22,16 @@ Latent consistency distillation [@luo2023latent, Alg. 1] makes three changes, al
 The loss is ``d(f_theta(x_{t_{n+k}}, t_{n+k}, w, c), f_{theta^-}(x^psi_{t_n}, t_n, w, c))`` with
 ``d`` the squared error or the pseudo-Huber distance ``sqrt(|a - b|^2 + c^2) - c``.
 
-One departure from LCM, for this pixel schedule: sampling starts at :func:`lcm_start` (the
-grid point at Stable Diffusion's last noise level, 719 here) instead of ``T - 1``, where the
-noise-to-data division by ``sqrt(abar_999) = 0.0064`` would blow up the student's error, and
-the grid is cut there (``DistillConfig.max_timestep``), so the student is trained only where
-it is sampled.
+Two departures from LCM, for this pixel schedule and this small teacher: sampling starts at
+:func:`lcm_start` (the grid point at Stable Diffusion's last noise level, 699 here) instead of
+``T - 1``, where the noise-to-data division by ``sqrt(abar_999) = 0.0064`` would blow up the
+student's error, and the grid is cut there (``DistillConfig.max_timestep``), so the student is
+trained only where it is sampled; and the skipping step is ``k = 50`` (:data:`DEFAULT_SKIP`)
+rather than LCM's 20, so the answer has 14 grid levels to travel up instead of 36.
+
+:func:`ideal_student` is the consistency function a perfect student would have learned (the
+teacher's own ODE solution on the grid); sampling it with :func:`sample_student` measures what
+the multistep sampler can reach at all, apart from how well the distillation went.
 """
 
 from __future__ import annotations
@@ -178,20 +183,23 @@ def distillation_loss(
 # ----------------------------------------------------------------------------- distillation
 
 
+DEFAULT_SKIP = 50  # the skipping step k of DistillConfig and sample_student
+
+
 @dataclass(frozen=True)
 class DistillConfig:
     """Everything that determines a distilled student (with the teacher's config, its cache key).
 
     ``skip`` is LCM's ``k``: the student is trained on the grid of ``T // skip`` timesteps
-    (50 for T = 1000 and k = 20, LCM's default of 50 DDIM steps), up to ``max_timestep``
-    (default :func:`lcm_start`: 36 of the 50 points here); ``w`` is drawn uniformly from
-    ``[w_min, w_max]`` in the guidance convention ``eps_c + w (eps_c - eps_u)``.
+    (20 for T = 1000 and the default k = 50; LCM's own default is k = 20, 50 points), up to
+    ``max_timestep`` (default :func:`lcm_start`: 14 of the 20 points here); ``w`` is drawn
+    uniformly from ``[w_min, w_max]`` in the guidance convention ``eps_c + w (eps_c - eps_u)``.
     """
 
     steps: int = 4000
     batch_size: int = 64
     lr: float = 5e-4
-    skip: int = 20
+    skip: int = DEFAULT_SKIP
     w_min: float = 0.0
     w_max: float = 2.0
     target_decay: float = 0.95  # EMA of the target network, LCM's mu
@@ -201,8 +209,8 @@ class DistillConfig:
     sigma_data: float = 0.5
     seed: int = 0
     # the highest grid timestep trained on: None is :func:`lcm_start`, the level where
-    # :func:`sample_student` starts (719 for the pixel schedule and k = 20); T - 1 is LCM's
-    # whole grid
+    # :func:`sample_student` starts (699 for the pixel schedule and k = 50, 719 for k = 20);
+    # T - 1 is LCM's whole grid
     max_timestep: int | None = None
 
     def __post_init__(self) -> None:
@@ -431,7 +439,7 @@ def sample_student(
     *,
     n_steps: int,
     w: float,
-    skip: int = 20,
+    skip: int = DEFAULT_SKIP,
     shape: tuple[int, ...] = (1, 8, 8),
     generator: torch.Generator | None = None,
     progress: bool = False,
@@ -443,11 +451,79 @@ def sample_student(
     (default :func:`lcm_start`, the grid point at Stable Diffusion's last noise level;
     ``schedule.T - 1`` gives diffusers' timesteps)."""
     dev = next(student.parameters()).device
+    return _consistency_sampling(with_w(student, w), dev, schedule, labels, n_steps=n_steps,
+                                 skip=skip, shape=shape, generator=generator,
+                                 progress=progress, start=start)
+
+
+def ideal_student(
+    teacher: nn.Module, schedule: Schedule, *, w: float, skip: int = DEFAULT_SKIP
+) -> Callable[..., torch.Tensor]:
+    """The consistency function a perfect student would have learned, as a noise-predicting
+    ``net(x, t, y)``: at a grid timestep ``t`` it runs the teacher's guided DDIM down the
+    skipping grid ``t, t - k, ..., k - 1`` to clean data -- exactly the chain of one-step
+    targets distillation imitates -- and returns the noise that prediction implies,
+    ``(x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)``, so the sampler's ``x0`` is the teacher's
+    solution. It costs ``t // k + 1`` teacher evaluations per call (two branches each for
+    ``w > 0``): a yardstick, not a sampler to use."""
+    if not math.isfinite(w) or w < 0:
+        raise ValueError(f"guidance scale w must be finite and >= 0, got {w}")
+
+    def net(x: torch.Tensor, tt: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        t = int(tt.reshape(-1)[0])
+        if bool((tt != t).any()) or (t + 1) % skip:
+            raise ValueError(f"the ideal student is defined on the grid k-1, 2k-1, ... (k={skip}) "
+                             f"with one timestep per batch; got {tt.unique().tolist()}")
+        wt = torch.full((x.shape[0],), float(w), device=x.device)
+        ts = list(range(t, -1, -skip))
+        pairs = list(zip(ts, [*ts[1:], -1], strict=True))
+        den = (Denoiser(teacher, schedule, cond=y) if w == 0 else
+               Denoiser(lambda xt, t_, yy: guided_eps(teacher, xt, t_, yy, wt), schedule, cond=y))
+        x0 = sample_ddim(den, x, pairs, progress=False)
+        a, s = float(schedule.sqrt_alpha_bar[t]), float(schedule.sigma[t])
+        return (x - a * x0) / s
+
+    return net
+
+
+def sample_ideal_student(
+    teacher: nn.Module,
+    schedule: Schedule,
+    labels: torch.Tensor,
+    *,
+    n_steps: int,
+    w: float,
+    skip: int = DEFAULT_SKIP,
+    shape: tuple[int, ...] = (1, 8, 8),
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+    start: int | None = None,
+) -> torch.Tensor:
+    """:func:`sample_student` with :func:`ideal_student` in the student's place: the same
+    timesteps and, for the same generator, the same noise; what ``n_steps``-step consistency
+    sampling gives when the distillation error is zero."""
+    dev = next(teacher.parameters()).device
+    return _consistency_sampling(ideal_student(teacher, schedule, w=w, skip=skip), dev, schedule,
+                                 labels, n_steps=n_steps, skip=skip, shape=shape,
+                                 generator=generator, progress=progress, start=start)
+
+
+def _consistency_sampling(
+    net: Callable[..., torch.Tensor],
+    dev: torch.device,
+    schedule: Schedule,
+    labels: torch.Tensor,
+    *,
+    n_steps: int,
+    skip: int,
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+    progress: bool,
+    start: int | None,
+) -> torch.Tensor:
     x = torch.randn((len(labels), *shape), generator=generator).to(dev)
-    y = labels.to(dev)
-    net = with_w(student, w)
     pairs = student_pairs(schedule, n_steps, skip, start)
-    return sample_lcm(Denoiser(net, schedule, cond=y), x, pairs, generator=generator,
+    return sample_lcm(Denoiser(net, schedule, cond=labels.to(dev)), x, pairs, generator=generator,
                       progress=progress)
 
 
