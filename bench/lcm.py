@@ -6,7 +6,7 @@
 Distils (or loads from the model cache) the consistency student of
 ``train.PRESETS["digits_cond"]`` and scores, in one run, the student at 1, 2 and 4 steps (first
 step at ``consistency.lcm_start``), the same sampler with the teacher's own ODE solution in the
-student's place (``consistency.sample_ideal_student``: zero distillation error) and the
+student's place (``consistency.IdealStudent``: zero distillation error) and the
 teacher's classifier-free guided DDIM (eta = 0, trailing steps) at 10 and 20 steps, all at the
 same guidance scale ``w``, on the same labels (64 of each digit) and seeds: digits FD against
 the 359 held-out digits with its size-matched real-data floor, precision, recall, class accuracy
@@ -37,11 +37,11 @@ from diffusion_notes import get_device, is_smoke, pick
 from diffusion_notes.cache import get_or_train
 from diffusion_notes.consistency import (
     DistillConfig,
+    IdealStudent,
     balanced_labels,
     get_student,
     lcm_start,
     sample_guided_ddim,
-    sample_ideal_student,
     sample_student,
     smoke_config,
     student_pairs,
@@ -97,44 +97,33 @@ def lcm_rows(
     distill_config: DistillConfig | None = None,
     device: str | torch.device = "auto",
     seeds: int = 3,
+    ideal: bool = False,
 ) -> list[Row]:
     """The LCM student's rows of the fast-sampling table (student from the model cache), the
-    first step at ``consistency.lcm_start``."""
+    first step at ``consistency.lcm_start``. With ``ideal``, the same sampler with the teacher's
+    own ODE solution in the student's place (``consistency.IdealStudent``): what the sampler
+    reaches when the distillation error is zero; its NFE counts the teacher calls of every
+    step's DDIM chain."""
     tconf = teacher or PRESETS["digits_cond"]
     dconf = distill_config or DistillConfig()
-    student, _ = get_student(dconf, teacher=tconf, device=device)
-    classifier, _ = get_digit_classifier(device=next(student.parameters()).device)
     schedule = make_schedule_for(tconf)
+    if ideal:
+        net, _ = get_or_train(tconf, device=device)
+        student: torch.nn.Module = IdealStudent(net, schedule, dconf.skip)
+    else:
+        student, _ = get_student(dconf, teacher=tconf, device=device)
+    classifier, _ = get_digit_classifier(device=next(student.parameters()).device)
     labels = balanced_labels(n_per_class)
-    return [score_row("LCM", n, n, w, lambda g, n=n: sample_student(
+
+    def nfe(n: int) -> int:
+        if not ideal:
+            return n
+        calls = sum(t // dconf.skip + 1 for t, _ in student_pairs(schedule, n, dconf.skip))
+        return calls * (2 if w > 0 else 1)
+
+    return [score_row("ideal student" if ideal else "LCM", n, nfe(n), w, lambda g, n=n: sample_student(
         student, schedule, labels, n_steps=n, w=w, skip=dconf.skip, generator=g),
         labels, classifier, seeds) for n in steps]
-
-
-def ideal_rows(
-    *,
-    steps: tuple[int, ...] = (1, 2, 4),
-    w: float = 0.0,
-    n_per_class: int = 64,
-    teacher: TrainConfig | None = None,
-    skip: int | None = None,
-    device: str | torch.device = "auto",
-    seeds: int = 3,
-) -> list[Row]:
-    """The same multistep consistency sampling with the teacher's own ODE solution in the
-    student's place (``consistency.sample_ideal_student``): what the sampler reaches when the
-    distillation error is zero. NFE counts the teacher calls of every step's DDIM chain."""
-    tconf = teacher or PRESETS["digits_cond"]
-    k = skip or DistillConfig().skip
-    net, _ = get_or_train(tconf, device=device)
-    classifier, _ = get_digit_classifier(device=next(net.parameters()).device)
-    schedule = make_schedule_for(tconf)
-    labels = balanced_labels(n_per_class)
-    per_call = 2 if w > 0 else 1
-    return [score_row("ideal student", n, per_call * sum(t // k + 1 for t, _ in student_pairs(
-        schedule, n, k)), w, lambda g, n=n: sample_ideal_student(
-        net, schedule, labels, n_steps=n, w=w, skip=k, generator=g), labels, classifier, seeds)
-        for n in steps]
 
 
 def teacher_rows(
@@ -189,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                         seeds=seeds)
     rows += lcm_rows(w=args.w, n_per_class=n_per_class, teacher=tconf, distill_config=dconf,
                      device=device, seeds=seeds)
-    rows += ideal_rows(w=args.w, n_per_class=n_per_class, teacher=tconf, skip=dconf.skip,
-                       device=device, seeds=seeds)
+    rows += lcm_rows(w=args.w, n_per_class=n_per_class, teacher=tconf, distill_config=dconf,
+                     device=device, seeds=seeds, ideal=True)
     by = {(r.sampler, r.steps): r for r in rows}
     goals = {
         "lcm4_no_worse_than_ddim20": by[("LCM", 4)].fd <= by[(rows[0].sampler, 20)].fd,

@@ -9,15 +9,14 @@ import torch
 from diffusion_notes.consistency import (
     NULL_LABEL,
     DistillConfig,
+    IdealStudent,
     boundary_scalings,
     consistency_function,
     ddim_step_to,
     distill,
     distillation_loss,
     guided_eps,
-    ideal_student,
     lcm_start,
-    sample_ideal_student,
     sample_student,
     sd_terminal_alpha_bar,
     skip_targets,
@@ -302,8 +301,8 @@ def test_ideal_student_one_step_is_the_teachers_ode_down_the_grid() -> None:
     adds to it: c_skip(699) x + (c_out(699) - 1) x0, both below 1e-7 per unit of x."""
     teacher = _random_unet(5)
     labels = torch.arange(4)
-    out = sample_ideal_student(teacher, SCHEDULE, labels, n_steps=1, w=0.0,
-                               generator=torch.Generator().manual_seed(0))
+    out = sample_student(IdealStudent(teacher, SCHEDULE), SCHEDULE, labels, n_steps=1, w=0.0,
+                         generator=torch.Generator().manual_seed(0))
     x = torch.randn((4, 1, 8, 8), generator=torch.Generator().manual_seed(0))
     pairs = [(t, t - 50 if t > 49 else -1) for t in range(699, 0, -50)]
     with torch.no_grad():
@@ -326,10 +325,11 @@ def test_ideal_student_is_a_fixed_point_of_distillation_and_refuses_off_grid_cal
     x0 = torch.randn(n, 1, 8, 8, generator=g).clamp(-1, 1)
     y = torch.arange(n) % 10
     noise = torch.randn(n, 1, 8, 8, generator=g)
-    ideal = ideal_student(teacher, SCHEDULE, w=w, skip=k)
+    ideal = IdealStudent(teacher, SCHEDULE, k)
 
     def as_student(x, t, yy, ww):  # distillation_loss calls students with one t per example
-        return torch.cat([ideal(x[i:i + 1], t[i:i + 1], yy[i:i + 1]) for i in range(len(x))])
+        return torch.cat([ideal(x[i:i + 1], t[i:i + 1], yy[i:i + 1], ww[i:i + 1])
+                          for i in range(len(x))])
 
     losses = {}
     for t_ in (349, 99):  # the target sits at 299 and 49, both on the grid
@@ -339,16 +339,15 @@ def test_ideal_student_is_a_fixed_point_of_distillation_and_refuses_off_grid_cal
                                                  torch.full((n,), w), t, noise, SCHEDULE,
                                                  skip=k, kind="l2"))
     # float32 DDIM chains of <= 8 steps on values of size ~1: rounding ~1e-6 per pixel, ~1e-12
-    # squared (measured 9e-13 at 349, 2e-13 at 99); a student for w = 1.0 measured 3e-3
+    # squared (measured 9e-13 at 349, 2e-13 at 99); a student asked for w = 1.0 measured 3e-3
     assert max(losses.values()) < 1e-9
-    other = ideal_student(teacher, SCHEDULE, w=1.0, skip=k)
 
-    def off(x, t, yy, ww):
-        return torch.cat([other(x[i:i + 1], t[i:i + 1], yy[i:i + 1]) for i in range(len(x))])
+    def off(x, t, yy, ww):  # the ideal student of another guidance scale
+        return as_student(x, t, yy, torch.ones_like(ww))
 
     with torch.no_grad():
         wrong = float(distillation_loss(off, off, teacher, x0, y, torch.full((n,), w),
                                         torch.full((n,), 349), noise, SCHEDULE, skip=k, kind="l2"))
     assert wrong > 100 * max(losses.values()) and wrong > 1e-9
     with pytest.raises(ValueError, match="defined on the grid"):
-        ideal(x0, torch.full((n,), 350), y)
+        ideal(x0, torch.full((n,), 350), y, torch.full((n,), w))

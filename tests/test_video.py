@@ -33,7 +33,7 @@ def _perturbed_unet(seed: int = 0) -> UNet:
     return net.eval()
 
 
-@pytest.mark.parametrize("kind", ["attention", "conv", "conv3d", "spacetime"])
+@pytest.mark.parametrize("kind", ["attention", "conv", "conv3d", "spacetime", "spacetime_rel"])
 def test_video_model_at_init_is_the_image_model_on_every_frame(kind: str) -> None:
     image = _perturbed_unet()
     video = VideoUNet(image, kind).eval()
@@ -234,6 +234,48 @@ def test_spacetime_attention_carries_a_change_to_other_places_and_frames() -> No
             assert far > 1e-3
         else:
             assert far == 0
+
+
+def test_relative_bias_depends_only_on_the_offset_between_tokens() -> None:
+    """The space-time layer's relative bias: the logit added for a query at (frame, row, col)
+    and a key at an offset (df, di, dj) is the table's entry for that offset, the same at every
+    position; a bias that favours "two columns right, one frame later" makes each token of
+    frame 0 attend to the token there."""
+    from diffusion_notes.models.video import SpaceTimeRelAttention
+
+    layer = SpaceTimeRelAttention(16)
+    with torch.no_grad():
+        layer.rel.copy_(torch.randn_like(layer.rel))
+    frames, hh, ww = 3, 4, 4
+    bias = layer.bias(frames, hh, ww)  # (heads, N, N)
+
+    def idx(f, i, j):
+        return (f * hh + i) * ww + j
+
+    off_f, off_s = layer.max_frames - 1, (layer.rel.shape[-1] - 1) // 2
+    for (f, i, j), (f2, i2, j2) in (((0, 0, 0), (1, 0, 2)), ((1, 2, 1), (2, 2, 3)),
+                                    ((2, 3, 3), (0, 1, 0))):
+        want = layer.rel[:, f2 - f + off_f, i2 - i + off_s, j2 - j + off_s]
+        assert torch.equal(bias[:, idx(f, i, j), idx(f2, i2, j2)], want)
+    # the first two pairs share the offset (+1 frame, +0 rows, +2 columns): the same logit
+    assert torch.equal(bias[:, idx(0, 0, 0), idx(1, 0, 2)], bias[:, idx(1, 2, 1), idx(2, 2, 3)])
+    # a strong bias for that offset routes frame 0's tokens to their partner in frame 1
+    with torch.no_grad():
+        layer.rel.zero_()
+        layer.rel[:, off_f + 1, off_s, off_s + 2] = 50.0
+        layer.qkv.weight.zero_()  # queries and keys 0: the bias alone decides
+        layer.qkv.bias.zero_()
+        layer.proj.weight.copy_(torch.eye(16))
+        layer.proj.bias.zero_()
+        layer.norm = torch.nn.Identity()
+        layer.pos.zero_(), layer.row.zero_(), layer.col.zero_()
+        h = torch.randn(frames, 16, hh, ww)
+        v = h  # with qkv's value weights at zero the values are 0: use an identity value map
+        layer.qkv.weight[32:].copy_(torch.eye(16))
+        out = layer(h, frames) - h  # the attended values
+    torch.testing.assert_close(out[0, :, 1, 0], v[1, :, 1, 2], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="larger than"):
+        layer.bias(2, 9, 9)
 
 
 def test_video_loss_ignores_the_given_first_frame_and_weights_high_noise() -> None:

@@ -46,12 +46,12 @@ from diffusion_notes import get_device, is_smoke, pick
 from diffusion_notes.cache import get_or_train
 from diffusion_notes.consistency import (
     DistillConfig,
+    IdealStudent,
     balanced_labels,
     boundary_scalings,
     get_student,
     lcm_start,
     sample_guided_ddim,
-    sample_ideal_student,
     sample_student,
     sd_terminal_alpha_bar,
     smoke_config,
@@ -244,21 +244,22 @@ for student_row, teacher_row in (("student LCM-4", "teacher DDIM-20"),
 # %% [markdown]
 # ## 5. The ideal student
 #
-# How much of the gap is the distillation's fault? `consistency.sample_ideal_student` runs the
-# same sampler, the same timesteps and the same noise, with the student replaced by what it
-# imitates: the teacher's own DDIM run down the grid from each step's timestep (14 teacher
-# calls from 699). That is a student with zero distillation error, so its scores are the most
+# How much of the gap is the distillation's fault? `consistency.IdealStudent` goes into the
+# same sampler, with the same timesteps and the same noise, in place of the student: it is what
+# the student imitates, the teacher's own DDIM run down the grid from each step's timestep (14
+# teacher calls from 699). That is a student with zero distillation error, so its scores are the most
 # the multistep sampler can give with this teacher. Compare each row with the student's.
 
 # %%
+ideal = IdealStudent(teacher, schedule, distill_config.skip)
 ideal_fd = {}
 for n in (1, 2, 4):
     fds = []
     for seed in (0, 1, 2):
         with torch.no_grad():
-            samples = sample_ideal_student(teacher, schedule, labels, n_steps=n, w=W,
-                                           skip=distill_config.skip,
-                                           generator=torch.Generator().manual_seed(seed)).cpu()
+            samples = sample_student(ideal, schedule, labels, n_steps=n, w=W,
+                                     skip=distill_config.skip,
+                                     generator=torch.Generator().manual_seed(seed)).cpu()
         fds.append(score_digits_held_out(samples, classifier).fd)
     ideal_fd[n] = sum(fds) / len(fds)
     real = mean_fd.get(f"student LCM-{n}")

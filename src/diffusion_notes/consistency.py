@@ -29,7 +29,7 @@ student's error, and the grid is cut there (``DistillConfig.max_timestep``), so 
 trained only where it is sampled; and the skipping step is ``k = 50`` (:data:`DEFAULT_SKIP`)
 rather than LCM's 20, so the answer has 14 grid levels to travel up instead of 36.
 
-:func:`ideal_student` is the consistency function a perfect student would have learned (the
+:class:`IdealStudent` is the consistency function a perfect student would have learned (the
 teacher's own ODE solution on the grid); sampling it with :func:`sample_student` measures what
 the multistep sampler can reach at all, apart from how well the distillation went.
 """
@@ -449,82 +449,54 @@ def sample_student(
     ``n_steps`` steps, on the timesteps it was distilled on (:func:`lcm_pairs` with
     ``original_steps = T // skip``), one sample per label. The first step is at ``start``
     (default :func:`lcm_start`, the grid point at Stable Diffusion's last noise level;
-    ``schedule.T - 1`` gives diffusers' timesteps)."""
+    ``schedule.T - 1`` gives diffusers' timesteps). ``student`` may be an
+    :class:`IdealStudent`: the same sampler with no distillation error."""
     dev = next(student.parameters()).device
-    return _consistency_sampling(with_w(student, w), dev, schedule, labels, n_steps=n_steps,
-                                 skip=skip, shape=shape, generator=generator,
-                                 progress=progress, start=start)
-
-
-def ideal_student(
-    teacher: nn.Module, schedule: Schedule, *, w: float, skip: int = DEFAULT_SKIP
-) -> Callable[..., torch.Tensor]:
-    """The consistency function a perfect student would have learned, as a noise-predicting
-    ``net(x, t, y)``: at a grid timestep ``t`` it runs the teacher's guided DDIM down the
-    skipping grid ``t, t - k, ..., k - 1`` to clean data -- exactly the chain of one-step
-    targets distillation imitates -- and returns the noise that prediction implies,
-    ``(x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)``, so the sampler's ``x0`` is the teacher's
-    solution. It costs ``t // k + 1`` teacher evaluations per call (two branches each for
-    ``w > 0``): a yardstick, not a sampler to use."""
-    if not math.isfinite(w) or w < 0:
-        raise ValueError(f"guidance scale w must be finite and >= 0, got {w}")
-
-    def net(x: torch.Tensor, tt: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        t = int(tt.reshape(-1)[0])
-        if bool((tt != t).any()) or (t + 1) % skip:
-            raise ValueError(f"the ideal student is defined on the grid k-1, 2k-1, ... (k={skip}) "
-                             f"with one timestep per batch; got {tt.unique().tolist()}")
-        wt = torch.full((x.shape[0],), float(w), device=x.device)
-        ts = list(range(t, -1, -skip))
-        pairs = list(zip(ts, [*ts[1:], -1], strict=True))
-        den = (Denoiser(teacher, schedule, cond=y) if w == 0 else
-               Denoiser(lambda xt, t_, yy: guided_eps(teacher, xt, t_, yy, wt), schedule, cond=y))
-        x0 = sample_ddim(den, x, pairs, progress=False)
-        a, s = float(schedule.sqrt_alpha_bar[t]), float(schedule.sigma[t])
-        return (x - a * x0) / s
-
-    return net
-
-
-def sample_ideal_student(
-    teacher: nn.Module,
-    schedule: Schedule,
-    labels: torch.Tensor,
-    *,
-    n_steps: int,
-    w: float,
-    skip: int = DEFAULT_SKIP,
-    shape: tuple[int, ...] = (1, 8, 8),
-    generator: torch.Generator | None = None,
-    progress: bool = False,
-    start: int | None = None,
-) -> torch.Tensor:
-    """:func:`sample_student` with :func:`ideal_student` in the student's place: the same
-    timesteps and, for the same generator, the same noise; what ``n_steps``-step consistency
-    sampling gives when the distillation error is zero."""
-    dev = next(teacher.parameters()).device
-    return _consistency_sampling(ideal_student(teacher, schedule, w=w, skip=skip), dev, schedule,
-                                 labels, n_steps=n_steps, skip=skip, shape=shape,
-                                 generator=generator, progress=progress, start=start)
-
-
-def _consistency_sampling(
-    net: Callable[..., torch.Tensor],
-    dev: torch.device,
-    schedule: Schedule,
-    labels: torch.Tensor,
-    *,
-    n_steps: int,
-    skip: int,
-    shape: tuple[int, ...],
-    generator: torch.Generator | None,
-    progress: bool,
-    start: int | None,
-) -> torch.Tensor:
     x = torch.randn((len(labels), *shape), generator=generator).to(dev)
     pairs = student_pairs(schedule, n_steps, skip, start)
-    return sample_lcm(Denoiser(net, schedule, cond=labels.to(dev)), x, pairs, generator=generator,
-                      progress=progress)
+    return sample_lcm(Denoiser(with_w(student, w), schedule, cond=labels.to(dev)), x, pairs,
+                      generator=generator, progress=progress)
+
+
+class IdealStudent(nn.Module):
+    """The consistency function a perfect student would have learned, called like a student,
+    ``(x, t, y, w) -> eps``: at a grid timestep ``t`` it runs the teacher's guided DDIM down
+    the skipping grid ``t, t - k, ..., k - 1`` to clean data -- the chain of one-step targets
+    that distillation imitates -- and returns the noise that prediction implies,
+    ``(x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t)``, so a sampler's ``x0`` is the teacher's
+    solution. A call costs ``t // k + 1`` teacher evaluations (two branches each where
+    ``w > 0``): a yardstick for :func:`sample_student`, not a sampler to use."""
+
+    def __init__(self, teacher: nn.Module, schedule: Schedule, skip: int = DEFAULT_SKIP) -> None:
+        super().__init__()
+        self.teacher = teacher
+        self.schedule = schedule
+        self.skip = skip
+
+    def forward(self, x: torch.Tensor, tt: torch.Tensor, y: torch.Tensor,
+                w: torch.Tensor) -> torch.Tensor:
+        t = int(tt.reshape(-1)[0])
+        if bool((tt != t).any()) or (t + 1) % self.skip:
+            raise ValueError(f"the ideal student is defined on the grid k-1, 2k-1, ... "
+                             f"(k={self.skip}) with one timestep per batch; got "
+                             f"{tt.unique().tolist()}")
+        ts = list(range(t, -1, -self.skip))
+        pairs = list(zip(ts, [*ts[1:], -1], strict=True))
+        x0 = sample_ddim(guided_denoiser(self.teacher, self.schedule, y, w), x, pairs,
+                         progress=False)
+        a, s = float(self.schedule.sqrt_alpha_bar[t]), float(self.schedule.sigma[t])
+        return (x - a * x0) / s
+
+
+def guided_denoiser(
+    teacher: nn.Module, schedule: Schedule, y: torch.Tensor, w: torch.Tensor
+) -> Denoiser:
+    """The teacher as a :class:`~diffusion_notes.denoiser.Denoiser` of the guided noise
+    :func:`guided_eps` at per-example scales ``w`` (B,); the plain conditional model, one
+    evaluation per call, where every ``w`` is 0."""
+    if bool((w == 0).all()):
+        return Denoiser(teacher, schedule, cond=y)
+    return Denoiser(lambda xt, t, yy: guided_eps(teacher, xt, t, yy, w), schedule, cond=y)
 
 
 def sample_guided_ddim(
@@ -544,10 +516,7 @@ def sample_guided_ddim(
     size); ``w = 0`` is the plain conditional model, one evaluation per step."""
     dev = next(teacher.parameters()).device
     x = torch.randn((len(labels), *shape), generator=generator).to(dev)
-    y = labels.to(dev)
     wt = torch.full((len(labels),), float(w), device=dev)
     pairs = timestep_pairs(schedule.T, n_steps, "trailing")
-    if w == 0:
-        return sample_ddim(Denoiser(teacher, schedule, cond=y), x, pairs, progress=progress)
-    guided = Denoiser(lambda xt, t, yy: guided_eps(teacher, xt, t, yy, wt), schedule, cond=y)
-    return sample_ddim(guided, x, pairs, progress=progress)
+    return sample_ddim(guided_denoiser(teacher, schedule, labels.to(dev), wt), x, pairs,
+                       progress=progress)

@@ -19,6 +19,11 @@ Layout: clips are ``(B, F, C, H, W)`` (batch, frames, channels, height, width).
 * :class:`SpaceTimeConv`: a residual 3-D convolution (3 frames x 3 x 3 pixels), zero-initialised:
   it sees a pixel's neighbours in the previous and next frame, so one layer can carry a feature
   one pixel (one cell of the feature map) along a path, the way a 3-D UNet's convolutions do.
+* :class:`SpaceTimeAttention`: attention over all frames and positions of small feature maps;
+  :class:`SpaceTimeRelAttention` adds a learned bias per head for every offset in frames, rows
+  and columns between query and key (relative position, as Video Diffusion Models use in their
+  temporal attention [@ho2022video]), so "look ``v`` pixels further on, one frame later" is one
+  parameter shared by every position instead of a pattern learned position by position.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from torch.nn import functional as F
 
 from diffusion_notes.models.unet import UNet, _norm
 
-TemporalKind = Literal["attention", "conv", "conv3d", "spacetime"]
+TemporalKind = Literal["attention", "conv", "conv3d", "spacetime", "spacetime_rel"]
 TEMPORAL_KINDS: tuple[str, ...] = get_args(TemporalKind)
 MAX_FRAMES = 32
 MAX_SIDE = 64  # largest feature-map side the space-time layer has position embeddings for
@@ -124,9 +129,42 @@ class SpaceTimeAttention(TemporalAttention):
         z = (z + self.pos[:frames, None, None] + self.row[:hh, None] + self.col[:ww]).reshape(
             b, frames * hh * ww, c)
         q, k, v = self.qkv(z).reshape(b, -1, 3, self.heads, c // self.heads).unbind(2)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        mask = self.bias(frames, hh, ww)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                             attn_mask=None if mask is None else mask.to(q.dtype))
         out = self.proj(out.transpose(1, 2).reshape(b, frames, hh, ww, c))
         return h + out.permute(0, 1, 4, 2, 3).reshape(bf, c, hh, ww)
+
+    def bias(self, frames: int, hh: int, ww: int) -> torch.Tensor | None:
+        """Additive attention logits for the ``frames * hh * ww`` tokens: none here."""
+        return None
+
+
+class SpaceTimeRelAttention(SpaceTimeAttention):
+    """:class:`SpaceTimeAttention` plus a learned relative-position bias: the attention logit of
+    a query at (frame, row, col) ``(f, i, j)`` for a key at ``(f', i', j')`` gains
+    ``b[head, f' - f, i' - i, j' - j]``. The table starts at zero (and the output projection
+    too), so the layer still starts as the identity. Per-pixel fallback on large maps as in
+    the parent class."""
+
+    def __init__(self, channels: int, head_dim: int = 16, max_frames: int = MAX_FRAMES) -> None:
+        super().__init__(channels, head_dim, max_frames)
+        self.max_frames = max_frames
+        side = int(FULL_TOKENS**0.5)  # the largest square map that gets full attention
+        self.rel = nn.Parameter(torch.zeros(self.heads, 2 * max_frames - 1, 2 * side - 1, 2 * side - 1))
+
+    def bias(self, frames: int, hh: int, ww: int) -> torch.Tensor:
+        """(heads, N, N) additive logits for the ``N = frames * hh * ww`` tokens."""
+        side = (self.rel.shape[-1] + 1) // 2
+        if max(hh, ww) > side:
+            raise ValueError(f"feature map {hh}x{ww} is larger than {side} per side")
+        f, i, j = torch.meshgrid(torch.arange(frames), torch.arange(hh), torch.arange(ww),
+                                 indexing="ij")
+        f, i, j = (a.reshape(-1) for a in (f, i, j))
+        df = (f[None, :] - f[:, None]) + self.max_frames - 1
+        di = (i[None, :] - i[:, None]) + side - 1
+        dj = (j[None, :] - j[:, None]) + side - 1
+        return self.rel[:, df, di, dj]
 
 
 class VideoUNet(nn.Module):
@@ -143,7 +181,7 @@ class VideoUNet(nn.Module):
         self.spatial = spatial
         self.temporal_kind = temporal
         make = {"attention": TemporalAttention, "conv": TemporalConv, "conv3d": SpaceTimeConv,
-                "spacetime": SpaceTimeAttention}[temporal]
+                "spacetime": SpaceTimeAttention, "spacetime_rel": SpaceTimeRelAttention}[temporal]
         self.temporal = nn.ModuleList(make(c) for c in spatial.block_channels)
 
     def freeze_spatial(self) -> VideoUNet:
