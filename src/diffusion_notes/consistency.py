@@ -61,7 +61,12 @@ from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.diffusion import x0_eps_from_output
 from diffusion_notes.samplers import sample_ddim, sample_lcm
 from diffusion_notes.schedules import Schedule, extract
-from diffusion_notes.timesteps import lcm_pairs, skipping_grid, timestep_pairs
+from diffusion_notes.timesteps import (
+    lcm_pairs,
+    pairs_from_timesteps,
+    skipping_grid,
+    timestep_pairs,
+)
 
 if TYPE_CHECKING:
     from diffusion_notes.train import TrainConfig
@@ -480,8 +485,7 @@ class IdealStudent(nn.Module):
             raise ValueError(f"the ideal student is defined on the grid k-1, 2k-1, ... "
                              f"(k={self.skip}) with one timestep per batch; got "
                              f"{tt.unique().tolist()}")
-        ts = list(range(t, -1, -self.skip))
-        pairs = list(zip(ts, [*ts[1:], -1], strict=True))
+        pairs = pairs_from_timesteps(range(t, -1, -self.skip), self.schedule.T)
         x0 = sample_ddim(guided_denoiser(self.teacher, self.schedule, y, w), x, pairs,
                          progress=False)
         a, s = float(self.schedule.sqrt_alpha_bar[t]), float(self.schedule.sigma[t])

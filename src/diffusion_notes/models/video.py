@@ -28,6 +28,7 @@ Layout: clips are ``(B, F, C, H, W)`` (batch, frames, channels, height, width).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Literal, get_args
 
 import torch
@@ -158,13 +159,21 @@ class SpaceTimeRelAttention(SpaceTimeAttention):
         side = (self.rel.shape[-1] + 1) // 2
         if max(hh, ww) > side:
             raise ValueError(f"feature map {hh}x{ww} is larger than {side} per side")
-        f, i, j = torch.meshgrid(torch.arange(frames), torch.arange(hh), torch.arange(ww),
-                                 indexing="ij")
-        f, i, j = (a.reshape(-1) for a in (f, i, j))
-        df = (f[None, :] - f[:, None]) + self.max_frames - 1
-        di = (i[None, :] - i[:, None]) + side - 1
-        dj = (j[None, :] - j[:, None]) + side - 1
-        return self.rel[:, df, di, dj]
+        df, di, dj = _offset_indices(frames, hh, ww, self.max_frames, side)
+        return self.rel[:, df.to(self.rel.device), di.to(self.rel.device), dj.to(self.rel.device)]
+
+
+@lru_cache(maxsize=16)
+def _offset_indices(
+    frames: int, hh: int, ww: int, max_frames: int, side: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(N, N) indices into a relative-bias table of every (key - query) offset in frames, rows
+    and columns, shifted to start at 0; built once per clip shape, not at every forward."""
+    f, i, j = torch.meshgrid(torch.arange(frames), torch.arange(hh), torch.arange(ww),
+                             indexing="ij")
+    f, i, j = (a.reshape(-1) for a in (f, i, j))
+    return ((f[None, :] - f[:, None]) + max_frames - 1, (i[None, :] - i[:, None]) + side - 1,
+            (j[None, :] - j[:, None]) + side - 1)
 
 
 class VideoUNet(nn.Module):
