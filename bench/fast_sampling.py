@@ -45,6 +45,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
+from diffusion_notes.consistency import DEFAULT_GAMMA  # noqa: E402
 from diffusion_notes.data.gmm import GaussianMixture  # noqa: E402
 from diffusion_notes.denoiser import Denoiser  # noqa: E402
 from diffusion_notes.runtime import is_smoke  # noqa: E402
@@ -280,11 +281,11 @@ def new_row(label: str, sampler: Callable, steps: int, spacing: str, **kw) -> Ro
 _STUDENT: dict[str, torch.nn.Module] = {}
 
 
-def lcm_row(steps: int, w: float = 0.0) -> Row:
+def lcm_row(steps: int, w: float = 0.0, gamma: float | None = None) -> Row:
     """The consistency student distilled from the same teacher (``consistency.get_student``:
     distilled once and cached; that set-up is not timed), sampled on its own skipping grid at
     guidance scale ``w`` (0: the conditional model, like the other rows), its first step at
-    ``consistency.lcm_start``."""
+    ``consistency.lcm_start``: LCM's sampler, or TCD's strategic stochastic one at ``gamma``."""
     from diffusion_notes.consistency import (
         DistillConfig,
         get_student,
@@ -293,7 +294,7 @@ def lcm_row(steps: int, w: float = 0.0) -> Row:
         with_w,
     )
     from diffusion_notes.runtime import pick
-    from diffusion_notes.samplers import sample_lcm
+    from diffusion_notes.samplers import sample_lcm, sample_tcd
 
     distill = pick(DistillConfig(), smoke_config(DistillConfig()))
 
@@ -305,9 +306,12 @@ def lcm_row(steps: int, w: float = 0.0) -> Row:
         pairs = student_pairs(den.schedule, steps, distill.skip)
         g = torch.Generator(device=x.device).manual_seed(7)
         student = Denoiser(net, den.schedule, cond=den.cond)  # eps-prediction, as distilled
-        return sample_lcm(student, x, pairs, generator=g, progress=False)
+        if gamma is None:
+            return sample_lcm(student, x, pairs, generator=g, progress=False)
+        return sample_tcd(student, x, pairs, gamma=gamma, generator=g, progress=False)
 
-    return Row("LCM student", steps, run, prepare)
+    return Row("LCM student" if gamma is None else f"LCM student, TCD sampler (gamma {gamma})",
+               steps, run, prepare)
 
 
 DIGITS_ROWS: list[Row] = [
@@ -321,6 +325,7 @@ DIGITS_ROWS: list[Row] = [
     *(new_row("exp. Adams 2+corrector, logsnr", sample_exp_adams, n, "logsnr", order=2)
       for n in (4, 10, 20)),
     *(lcm_row(n) for n in (1, 2, 4)),
+    *(lcm_row(n, gamma=DEFAULT_GAMMA) for n in (2, 4)),
 ]
 
 

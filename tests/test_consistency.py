@@ -21,12 +21,13 @@ from diffusion_notes.consistency import (
     sd_terminal_alpha_bar,
     skip_targets,
     student_from_teacher,
+    trajectory_jump,
     with_w,
 )
 from diffusion_notes.data.gmm import GaussianMixture
 from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.models import UNet
-from diffusion_notes.samplers import consistency_scalings, sample_ddim, sample_lcm
+from diffusion_notes.samplers import consistency_scalings, sample_ddim, sample_lcm, sample_tcd
 from diffusion_notes.schedules import extract, make_schedule
 from diffusion_notes.timesteps import lcm_pairs
 
@@ -351,3 +352,105 @@ def test_ideal_student_is_a_fixed_point_of_distillation_and_refuses_off_grid_cal
     assert wrong > 100 * max(losses.values()) and wrong > 1e-9
     with pytest.raises(ValueError, match="defined on the grid"):
         ideal(x0, torch.full((n,), 350), y, torch.full((n,), w))
+
+
+# ----------------------------------------------------------------------------- trajectory target
+
+
+def test_trajectory_jump_is_the_ddim_line_through_x_t() -> None:
+    """The jump from (x_t, f) to level s is DDIM's step with the noise f implies: at s = -1 it
+    returns f, at s = t it returns x_t, and in between it equals ddim_step_to with that noise."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    f = torch.randn(6, 2, generator=g, dtype=torch.float64)
+    t = torch.tensor([999, 699, 349, 99, 49, 649])
+    a, sig = extract(SCHEDULE.sqrt_alpha_bar, t, x), extract(SCHEDULE.sigma, t, x)
+    eps = (x - a * f) / sig
+    assert torch.equal(trajectory_jump(f, x, t, torch.full((6,), -1), SCHEDULE), f)
+    torch.testing.assert_close(trajectory_jump(f, x, t, t, SCHEDULE), x, rtol=0, atol=1e-13)
+    s = torch.tensor([500, 0, 100, 98, 10, -1])
+    ref = ddim_step_to(eps, x, t, s.clamp_min(0), SCHEDULE)
+    ref[-1] = f[-1]
+    torch.testing.assert_close(trajectory_jump(f, x, t, s, SCHEDULE), ref, rtol=0, atol=1e-13)
+
+
+def _guided_teacher_as_student(teacher, w_scale: float = 1.0):
+    """The teacher's guided eps as a student: one DDIM step from x_t along it lands on the
+    teacher's own next point, exactly what the trajectory target asks at s = t - k."""
+    return lambda x, t, y, w: guided_eps(teacher, x, t, y, w * w_scale)
+
+
+def test_trajectory_loss_at_clean_data_is_lcms_and_at_t_minus_k_is_the_teachers_step() -> None:
+    """levels = -1 gives LCM's loss bit for bit (trajectory_fraction = 0 is LCM). At levels
+    = t - k the target is the teacher's next point x_{t-k} itself, so a student that predicts the
+    teacher's guided noise has (almost) zero loss: its consistency function differs from the
+    plain x0 by c_skip (x - x0) <= 1.8e-7 |x - x0| at t >= 119, ~1e-14 squared (measured 6e-17).
+    A student for a guidance scale 1 % off measured 5e-7."""
+    _, teacher = _mixture_teacher()
+    g = torch.Generator().manual_seed(0)
+    n, skip = 256, 20
+    grid = DistillConfig(skip=skip).grid(1000)
+    x0 = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    t = grid[torch.randint(5, len(grid), (n,), generator=g)]  # t >= 119
+    noise = torch.randn(n, 2, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (n,), generator=g)
+    w = 2.0 * torch.rand(n, generator=g, dtype=torch.float64)
+
+    def loss(student, target=None, levels=None):
+        return float(distillation_loss(student, target or student, teacher, x0, y, w, t, noise,
+                                       SCHEDULE, skip=skip, kind="l2", levels=levels))
+
+    plain = _guided_teacher_as_student(teacher)
+    other = _guided_teacher_as_student(teacher, 1.3)
+    assert loss(other, plain, torch.full((n,), -1)) == loss(other, plain) > 0
+    at_step = loss(plain, levels=skip_targets(t, skip))
+    assert at_step < 1e-11
+    assert loss(_guided_teacher_as_student(teacher, 1.01), plain, skip_targets(t, skip)) > 1e-9
+    with pytest.raises(ValueError, match="levels must lie in"):
+        loss(plain, levels=t)
+
+
+def test_distill_draws_trajectory_levels_for_its_share_of_the_batch(monkeypatch) -> None:
+    """With trajectory_fraction = 0.5 about half the examples get a level in 0 .. t - k (the
+    rest -1, LCM's target); 0 passes no levels at all, LCM's distillation unchanged."""
+    import diffusion_notes.consistency as cm
+
+    seen: list[tuple[torch.Tensor, torch.Tensor | None]] = []
+    real = cm.distillation_loss
+
+    def spy(*args, levels=None, **kw):
+        seen.append((args[6].clone(), None if levels is None else levels.clone()))
+        return real(*args, levels=levels, **kw)
+
+    monkeypatch.setattr(cm, "distillation_loss", spy)
+    data, labels = torch.zeros(16, 1, 8, 8), torch.arange(16) % 10
+    distill(_random_unet(4), data, labels, SCHEDULE, DistillConfig(steps=25, batch_size=16),
+            progress=False)
+    t = torch.cat([a for a, _ in seen])
+    lv = torch.cat([b for _, b in seen])
+    on = lv >= 0
+    # 400 draws of a fair coin: the share lies in 0.5 +- 0.1 with probability > 1 - 1e-4
+    assert 0.4 < float(on.float().mean()) < 0.6
+    assert bool((lv[on] <= skip_targets(t[on], 50)).all()) and bool((lv[~on] == -1).all())
+    assert float((lv[on].float() / skip_targets(t[on], 50).clamp_min(1)).max()) > 0.9
+    seen.clear()
+    distill(_random_unet(4), data, labels, SCHEDULE,
+            DistillConfig(steps=2, batch_size=16, trajectory_fraction=0.0), progress=False)
+    assert all(b is None for _, b in seen)
+    with pytest.raises(ValueError, match="trajectory_fraction is a share"):
+        DistillConfig(trajectory_fraction=1.5)
+
+
+def test_tcd_sampler_at_gamma_0_is_ddim_and_refuses_gamma_outside_0_1() -> None:
+    """gamma = 0 never re-noises: it is deterministic DDIM on the same pairs. gamma = 1 re-noises
+    in full from level 0, as LCM's sampler does from clean data."""
+    student = _random_unet(7, guidance_embedding=True)
+    y = torch.arange(6) % 10
+    den = Denoiser(with_w(student, 0.5), SCHEDULE, cond=y)
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    pairs = lcm_pairs(1000, 4, original_steps=20)
+    tcd = sample_tcd(den, x, pairs, gamma=0.0, progress=False)
+    ddim = sample_ddim(den, x, pairs, progress=False)
+    torch.testing.assert_close(tcd, ddim, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="gamma must lie in"):
+        sample_tcd(den, x, pairs, gamma=1.2, progress=False)

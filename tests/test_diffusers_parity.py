@@ -23,6 +23,7 @@ from diffusion_notes.samplers import (
     sample_ddpm,
     sample_dpm_solver_pp,
     sample_lcm,
+    sample_tcd,
 )
 from diffusion_notes.schedules import make_schedule
 from diffusion_notes.timesteps import lcm_pairs, timestep_pairs
@@ -60,9 +61,12 @@ def diffusers_prediction(prediction: str) -> str:
     return {"eps": "epsilon", "v": "v_prediction", "x0": "sample"}[prediction]
 
 
-def run_diffusers(scheduler, n: int, model, **step_kwargs) -> tuple[torch.Tensor, torch.Tensor]:
-    """States after each step and the x0 the scheduler reports (where it reports one)."""
-    scheduler.set_timesteps(n)
+def run_diffusers(
+    scheduler, n: int | None, model, *, timesteps: list[int] | None = None, **step_kwargs
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """States after each step and the x0 the scheduler reports (where it reports one); ``n``
+    steps of the scheduler's own spacing, or the given ``timesteps``."""
+    scheduler.set_timesteps(n, timesteps=timesteps) if timesteps else scheduler.set_timesteps(n)
     if "generator" in inspect.signature(scheduler.step).parameters:
         step_kwargs["generator"] = torch.Generator().manual_seed(1)
     x, states, x0s = X_INIT.clone(), [], []
@@ -382,6 +386,28 @@ def test_lcm_matches_diffusers(n: int, prediction: str, clip: bool) -> None:
     )
     assert max_diff(d_states, o_states) <= TOL
     assert max_diff(d_denoised, o_denoised) <= TOL
+
+
+# -- TCD ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("n", [1, 2, 4, 8])
+@pytest.mark.parametrize("gamma", [0.0, 0.3, 0.5, 1.0])
+@pytest.mark.parametrize("prediction", ["eps", "v"])
+def test_tcd_matches_diffusers(n: int, gamma: float, prediction: str) -> None:
+    """Strategic stochastic sampling on LCM's timesteps and schedule (as the LCM test: at the
+    linear schedule's t = 999, x0 = (x - s eps) / a multiplies float32 round-off by 156, and a
+    one-step sample is that x0); diffusers' TCDScheduler ends at level 0, which is our
+    ``set_alpha_to_one=False``."""
+    from diffusers import TCDScheduler
+
+    model = tiny_model(prediction)
+    ref = TCDScheduler(num_train_timesteps=T, prediction_type=diffusers_prediction(prediction))
+    pairs = lcm_pairs(T, n)
+    d_states, _ = run_diffusers(ref, None, model, timesteps=[t for t, _ in pairs], eta=gamma)
+    o_states, _ = run_ours(
+        sample_tcd, pairs, model, prediction=prediction, gamma=gamma, set_alpha_to_one=False,
+        schedule=make_schedule("scaled_linear", T, beta_start=0.00085, beta_end=0.012),
+    )
+    assert max_diff(d_states, o_states) <= TOL
 
 
 # -- DDIM inversion -----------------------------------------------------------------------

@@ -20,6 +20,7 @@ from diffusion_notes.samplers import (
     sample_euler,
     sample_heun,
     sample_lcm,
+    sample_tcd,
 )
 from diffusion_notes.schedules import make_schedule
 from diffusion_notes.timesteps import full_pairs, lcm_pairs, timestep_pairs
@@ -33,6 +34,7 @@ SAMPLERS = {
     "euler": sample_euler,
     "heun": sample_heun,
     "lcm": sample_lcm,
+    "tcd": sample_tcd,
 }
 
 
@@ -152,11 +154,11 @@ def test_last_step_adds_no_noise(name: str) -> None:
     outs = []
     for seed in (0, 1):
         kw = dict(kwargs)
-        if name in ("ddpm", "ddim", "lcm"):
+        if name in ("ddpm", "ddim", "lcm", "tcd"):
             kw["generator"] = torch.Generator().manual_seed(seed)
         outs.append(SAMPLERS[name](Denoiser(linear_model, s), x, [(7, -1)], progress=False, **kw))
     torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
-    if name in ("ddpm", "ddim", "lcm"):  # ... while a step to t_prev >= 0 is random
+    if name in ("ddpm", "ddim", "lcm", "tcd"):  # ... while a step to t_prev >= 0 is random
         kw = dict(kwargs)
         a = SAMPLERS[name](
             Denoiser(linear_model, s),
@@ -344,7 +346,7 @@ def test_ddim_inversion_roundtrip() -> None:
 
 
 # -- options and bad input ----------------------------------------------------------------
-@pytest.mark.parametrize("name", ["ddim", "dpm_solver_pp", "euler", "heun", "lcm", "ddpm"])
+@pytest.mark.parametrize("name", ["ddim", "dpm_solver_pp", "euler", "heun", "lcm", "tcd", "ddpm"])
 def test_zero_terminal_snr_eps_prediction_raises(name: str) -> None:
     s = make_schedule("linear", 1000, rescale_zero_terminal_snr=True)
     x = noise(4, 12)
@@ -411,10 +413,11 @@ def test_samplers_accept_any_shape(shape: tuple[int, ...], name: str) -> None:
     seen = []
     pairs = (
         lcm_pairs(100, 4, original_steps=20)
-        if name == "lcm"
+        if name in ("lcm", "tcd")
         else timestep_pairs(100, 4, "trailing")
     )
-    kw = {"generator": torch.Generator().manual_seed(0)} if name in ("ddpm", "ddim", "lcm") else {}
+    kw = ({"generator": torch.Generator().manual_seed(0)}
+          if name in ("ddpm", "ddim", "lcm", "tcd") else {})
     out = SAMPLERS[name](
         Denoiser(linear_model, s, clip_x0=True),
         x,

@@ -21,15 +21,20 @@
 # student through a $w$ input, skipping steps of $k = 50$ timesteps on the teacher's trajectory
 # (LCM's default is 20; the [note](lcm.md#a-coarser-grid-k-50) says why this small teacher does
 # better with 50), an EMA target network, and the boundary scalings $c_\text{skip}, c_\text{out}$.
-# Then we sample the student in 1, 2 and 4 steps and put its digits and its scores beside the
-# teacher's, and beside an *ideal* student that has no distillation error at all.
+# Half of every batch also learns the *trajectory* target of trajectory consistency
+# distillation (TCD) [@zheng2024trajectory]: agree with the target network not only on the clean
+# end of the teacher's trajectory but at a random level along it. That is what lets the
+# student be sampled with TCD's sampler, which re-noises only part of the way.
+# Then we sample the student in 1, 2 and 4 steps with both samplers and put its digits and its
+# scores beside the teacher's, and beside an *ideal* student that has no distillation error.
 #
 # 1. the teacher and its guided DDIM samples at 10 and 20 steps;
 # 2. the boundary scalings;
 # 3. the distillation (a few minutes on a CPU, then cached);
-# 4. the student at 1, 2 and 4 steps, next to the teacher;
-# 5. the ideal student: how far the sampler itself can go;
-# 6. the guidance scale as an input: one student, several $w$.
+# 4. the student at 1, 2 and 4 steps, LCM's sampler and TCD's, next to the teacher;
+# 5. how much to re-noise: TCD's $\gamma$ from 0 to 1;
+# 6. the ideal student: how far each sampler itself can go;
+# 7. the guidance scale as an input: one student, several $w$.
 #
 # Everything runs in pixel space: the 8x8 digits are already smaller than any latent an image
 # model would use (the latent-diffusion lab measures what an autoencoder adds and costs).
@@ -45,6 +50,7 @@ import torch
 from diffusion_notes import get_device, is_smoke, pick
 from diffusion_notes.cache import get_or_train
 from diffusion_notes.consistency import (
+    DEFAULT_GAMMA,
     DistillConfig,
     IdealStudent,
     balanced_labels,
@@ -147,6 +153,14 @@ plt.show()
 # $f_\theta(x_{t_{n+k}}, t_{n+k}, w, c)$ is pulled towards the EMA target's
 # $f_{\theta^-}(\hat x_{t_n}, t_n, w, c)$ under the pseudo-Huber distance. The student starts
 # as a copy of the teacher (its new $w$ branch starts at zero). The result is cached.
+#
+# That is LCM's loss. For half of each batch (`trajectory_fraction = 0.5`) both predictions are
+# first carried down to a level $s$ drawn uniformly from $0, \dots, t_n$, along the straight DDIM
+# line through the point they were made at:
+# $J(f, x_t, t \to s) = \sqrt{\bar\alpha_s}\, f + \sqrt{1-\bar\alpha_s}\,
+# (x_t - \sqrt{\bar\alpha_t} f)/\sqrt{1-\bar\alpha_t}$.
+# The student is then held to the target on the way down, not only at the clean end: its
+# implied noise has to be right too ([note](lcm.md#trajectory-consistency-re-noising-part-of-the-way)).
 
 # %%
 grid = distill_config.grid(schedule.T, distill_config.top(schedule))
@@ -160,9 +174,12 @@ plt.show()
 # %% [markdown]
 # ## 4. One, two and four steps
 #
-# Multistep consistency sampling: map the noise to data with $f_\theta$, add noise back at
-# the next (lower) timestep of the grid, map again. The same 640 labels and the same seed as
-# the teacher's samples.
+# Multistep consistency sampling (LCM's sampler): map the noise to data with $f_\theta$, add
+# noise back at the next (lower) timestep of the grid, map again. TCD's sampler takes the same
+# timesteps but re-noises only part of the way: from $x_t$ it follows the student's DDIM line
+# down to $s = \lfloor (1-\gamma)\, t_\text{next} \rfloor$, then adds fresh noise from $s$ up
+# to $t_\text{next}$; $\gamma = 1$ is LCM's full re-noising, $\gamma = 0$ is DDIM. We use
+# TCD's default $\gamma = 0.3$. The same 640 labels and the same seed as the teacher's samples.
 #
 # Where the first step starts matters more than anything else here. diffusers' `LCMScheduler`
 # starts at $t = 999$, where this pixel schedule leaves $\sqrt{\bar\alpha} = 0.0064$ of signal:
@@ -178,9 +195,10 @@ plt.show()
 #
 # Read the comparison printed at the end with its noise in mind: with 640 samples against 359
 # held-out digits, one seed's FD moves by 1 to 3 from seed to seed, as much as the gaps between
-# these rows. So the last cell draws the four rows the goals compare with two more seeds and
+# these rows. So the last cell draws the rows the goals compare with two more seeds and
 # judges the goals on the means, as `bench/lcm.py` does (the
-# [note](lcm.md#what-the-lab-measures) has its table).
+# [note](lcm.md#what-the-lab-measures) has its table). The goals are judged on TCD's sampler;
+# LCM's is printed beside it.
 
 # %%
 start = lcm_start(schedule, distill_config.skip)
@@ -190,12 +208,18 @@ print(f"first step at t = {start}: alpha_bar = {schedule.alpha_bar[start].item()
 for n in (1, 2, 4):
     evaluate(f"student LCM-{n}", lambda g, n=n: sample_student(
         student, schedule, labels, n_steps=n, w=W, skip=distill_config.skip, generator=g))
+for n in (2, 4):
+    evaluate(f"student TCD-{n}", lambda g, n=n: sample_student(
+        student, schedule, labels, n_steps=n, w=W, skip=distill_config.skip, generator=g,
+        gamma=DEFAULT_GAMMA))
 evaluate("student LCM-1 from 999", lambda g: sample_student(
     student, schedule, labels, n_steps=1, w=W, skip=distill_config.skip, generator=g,
     start=schedule.T - 1))
 
-names = ["teacher DDIM-20", "teacher DDIM-10", "student LCM-4", "student LCM-2", "student LCM-1"]
-fig, axes = plt.subplots(1, len(names), figsize=(2.4 * len(names), 2.8))
+names = ["teacher DDIM-20", "teacher DDIM-10", "student TCD-4", "student TCD-2",
+         "student LCM-4", "student LCM-1"]
+fig, axes = plt.subplots(2, 3, figsize=(7.5, 5.6))
+axes = axes.ravel()
 show = torch.cat([torch.arange(10) + 10 * i for i in range(min(3, N_PER_CLASS))])
 for ax, name in zip(axes, names, strict=True):
     show_grid(grids[name][show], ax, name, cols=10)
@@ -211,10 +235,10 @@ for name, (score, acc, sec) in results.items():
     print(f"{name:>22} | {nfe:19d} | {score.fd:8.2f} ({score.floor:.2f}) | "
           f"{score.precision:9.3f} | {score.recall:6.3f} | {acc:14.3f} | {sec:.3f}")
 fd = {name: r[0].fd for name, r in results.items()}
-print(f"seed 0: LCM-4 vs DDIM-20: {fd['student LCM-4']:.2f} vs {fd['teacher DDIM-20']:.2f}; "
-      f"LCM-2 vs DDIM-10: {fd['student LCM-2']:.2f} vs {fd['teacher DDIM-10']:.2f}")
+print(f"seed 0: TCD-4 vs DDIM-20: {fd['student TCD-4']:.2f} vs {fd['teacher DDIM-20']:.2f}; "
+      f"TCD-2 vs DDIM-10: {fd['student TCD-2']:.2f} vs {fd['teacher DDIM-10']:.2f}")
 
-# the goals are judged on three seeds: draw the four rows again with seeds 1 and 2
+# the goals are judged on three seeds: draw the compared rows again with seeds 1 and 2
 draws = {
     "teacher DDIM-10": lambda g: sample_guided_ddim(teacher, schedule, labels, n_steps=10, w=W,
                                                     generator=g),
@@ -224,6 +248,12 @@ draws = {
                                               skip=distill_config.skip, generator=g),
     "student LCM-4": lambda g: sample_student(student, schedule, labels, n_steps=4, w=W,
                                               skip=distill_config.skip, generator=g),
+    "student TCD-2": lambda g: sample_student(student, schedule, labels, n_steps=2, w=W,
+                                              skip=distill_config.skip, generator=g,
+                                              gamma=DEFAULT_GAMMA),
+    "student TCD-4": lambda g: sample_student(student, schedule, labels, n_steps=4, w=W,
+                                              skip=distill_config.skip, generator=g,
+                                              gamma=DEFAULT_GAMMA),
 }
 mean_fd = {}
 for name, draw in draws.items():
@@ -235,41 +265,80 @@ for name, draw in draws.items():
     mean_fd[name] = sum(fds) / len(fds)
     print(f"{name:>22}: FD per seed {' / '.join(f'{v:.2f}' for v in fds)}, "
           f"mean {mean_fd[name]:.2f}")
-for student_row, teacher_row in (("student LCM-4", "teacher DDIM-20"),
+for student_row, teacher_row in (("student TCD-4", "teacher DDIM-20"),
+                                 ("student TCD-2", "teacher DDIM-10"),
+                                 ("student LCM-4", "teacher DDIM-20"),
                                  ("student LCM-2", "teacher DDIM-10")):
     met = mean_fd[student_row] <= mean_fd[teacher_row]
-    print(f"goal {student_row} <= {teacher_row} on the means: {mean_fd[student_row]:.2f} vs "
+    goal = "goal" if "TCD" in student_row else "with LCM's sampler"
+    print(f"{goal}: {student_row} <= {teacher_row} on the means: {mean_fd[student_row]:.2f} vs "
           f"{mean_fd[teacher_row]:.2f}, {'met' if met else 'not met'}")
 
 # %% [markdown]
-# ## 5. The ideal student
+# ## 5. How much to re-noise
+#
+# TCD's $\gamma$ slides between the two samplers. At $\gamma = 1$ every step throws away all
+# of $x_t$ except the student's clean guess (LCM); at $\gamma = 0$ nothing is re-noised and
+# the student's noise prediction carries the whole path, as in DDIM. The student's 4-step FD
+# across $\gamma$ (seed 0), beside DDIM-20's:
+
+# %%
+gammas = (0.0, 0.15, 0.3, 0.5, 0.7, 1.0)
+gamma_fd = []
+for gamma in gammas:
+    with torch.no_grad():
+        samples = sample_student(student, schedule, labels, n_steps=4, w=W,
+                                 skip=distill_config.skip, gamma=gamma,
+                                 generator=torch.Generator().manual_seed(0)).cpu()
+    gamma_fd.append(score_digits_held_out(samples, classifier).fd)
+    print(f"gamma = {gamma:4.2f}: 4-step FD {gamma_fd[-1]:.2f}")
+fig, ax = plt.subplots(figsize=(6.5, 2.8))
+ax.plot(gammas, gamma_fd, "o-", label="student, 4 steps (TCD sampler)")
+ax.axhline(fd["teacher DDIM-20"], color="gray", ls="--", label="teacher DDIM-20")
+ax.axhline(fd["student LCM-4"], color="C1", ls=":", label="student, 4 steps (LCM sampler)")
+ax.set_xlabel(r"$\gamma$ (0: DDIM, 1: full re-noising)")
+ax.set_ylabel("held-out FD, seed 0")
+ax.legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+best = gammas[min(range(len(gammas)), key=gamma_fd.__getitem__)]
+print(f"lowest FD at gamma = {best:g} (seed 0; the default {DEFAULT_GAMMA:g} was chosen on "
+      f"seeds 3 to 5 in bench runs)")
+
+# %% [markdown]
+# ## 6. The ideal student
 #
 # How much of the gap is the distillation's fault? `consistency.IdealStudent` goes into the
-# same sampler, with the same timesteps and the same noise, in place of the student: it is what
-# the student imitates, the teacher's own DDIM run down the grid from each step's timestep (14
-# teacher calls from 699). That is a student with zero distillation error, so its scores are the most
-# the multistep sampler can give with this teacher. Compare each row with the student's.
+# same samplers, with the same timesteps and the same noise, in place of the student: it is
+# what LCM's loss asks the student to be, the teacher's own DDIM run down the grid from each
+# step's timestep (14 teacher calls from 699). That is a student with zero distillation error
+# on LCM's target, so its scores are what each multistep sampler can give with this teacher.
+# Compare each row with the student's.
 
 # %%
 ideal = IdealStudent(teacher, schedule, distill_config.skip)
 ideal_fd = {}
-for n in (1, 2, 4):
-    fds = []
-    for seed in (0, 1, 2):
-        with torch.no_grad():
-            samples = sample_student(ideal, schedule, labels, n_steps=n, w=W,
-                                     skip=distill_config.skip,
-                                     generator=torch.Generator().manual_seed(seed)).cpu()
-        fds.append(score_digits_held_out(samples, classifier).fd)
-    ideal_fd[n] = sum(fds) / len(fds)
-    real = mean_fd.get(f"student LCM-{n}")
-    print(f"ideal LCM-{n}: FD per seed {' / '.join(f'{v:.2f}' for v in fds)}, mean "
-          f"{ideal_fd[n]:.2f}" + ("" if real is None else f"; the distilled student: {real:.2f}"))
-print(f"the ideal 4-step sampler against DDIM-20: {ideal_fd[4]:.2f} vs "
-      f"{mean_fd['teacher DDIM-20']:.2f}; 4 steps against 2: {ideal_fd[4]:.2f} vs {ideal_fd[2]:.2f}")
+for sampler, gamma, steps in (("LCM", None, (1, 2, 4)), ("TCD", DEFAULT_GAMMA, (2, 4))):
+    for n in steps:
+        fds = []
+        for seed in (0, 1, 2):
+            with torch.no_grad():
+                samples = sample_student(ideal, schedule, labels, n_steps=n, w=W,
+                                         skip=distill_config.skip, gamma=gamma,
+                                         generator=torch.Generator().manual_seed(seed)).cpu()
+            fds.append(score_digits_held_out(samples, classifier).fd)
+        ideal_fd[sampler, n] = sum(fds) / len(fds)
+        real = mean_fd.get(f"student {sampler}-{n}")
+        print(f"ideal {sampler}-{n}: FD per seed {' / '.join(f'{v:.2f}' for v in fds)}, mean "
+              f"{ideal_fd[sampler, n]:.2f}"
+              + ("" if real is None else f"; the distilled student: {real:.2f}"))
+print(f"LCM's sampler, ideal student: 4 steps {ideal_fd['LCM', 4]:.2f} against 2 steps "
+      f"{ideal_fd['LCM', 2]:.2f} and DDIM-20's {mean_fd['teacher DDIM-20']:.2f}")
+print(f"TCD's sampler, ideal student: 4 steps {ideal_fd['TCD', 4]:.2f} against 2 steps "
+      f"{ideal_fd['TCD', 2]:.2f}")
 
 # %% [markdown]
-# ## 6. The guidance scale is an input
+# ## 7. The guidance scale is an input
 #
 # The comparison above is at $w = 0$: the plain conditional model, as in the fast-sampling
 # table. The student saw $w \in [0, 2]$ during distillation; asking it for $w = 1$ and $2$ at
@@ -282,11 +351,12 @@ for w in (1.0, 2.0):
     for who, draw in (
         ("teacher DDIM-20", lambda g, w=w: sample_guided_ddim(
             teacher, schedule, labels, n_steps=20, w=w, generator=g)),
-        ("student LCM-4", lambda g, w=w: sample_student(
-            student, schedule, labels, n_steps=4, w=w, skip=distill_config.skip, generator=g)),
+        ("student TCD-4", lambda g, w=w: sample_student(
+            student, schedule, labels, n_steps=4, w=w, skip=distill_config.skip, generator=g,
+            gamma=DEFAULT_GAMMA)),
     ):
         evaluate(f"{who} w={w:g}", draw)
-for who in ("teacher DDIM-20", "student LCM-4"):
+for who in ("teacher DDIM-20", "student TCD-4"):
     s0, s2 = results[who][0], results[f"{who} w=2"][0]
     print(f"{who}: from w = 0 to w = 2, FD {s0.fd:.2f} -> {s2.fd:.2f}, "
           f"recall {s0.recall:.3f} -> {s2.recall:.3f}")

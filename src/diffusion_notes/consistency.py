@@ -59,7 +59,7 @@ from diffusion_notes.checkpoints import (
 )
 from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.diffusion import x0_eps_from_output
-from diffusion_notes.samplers import sample_ddim, sample_lcm
+from diffusion_notes.samplers import sample_ddim, sample_lcm, sample_tcd
 from diffusion_notes.schedules import Schedule, extract
 from diffusion_notes.timesteps import (
     lcm_pairs,
@@ -169,11 +169,18 @@ def distillation_loss(
     huber_c: float = 1e-3,
     timestep_scaling: float = 10.0,
     sigma_data: float = 0.5,
+    levels: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """The latent consistency distillation loss [@luo2023latent, Alg. 1] at timesteps ``t`` (B,)
     of the skipping grid: noise ``x0`` to ``x_t``, take one guided DDIM step of the teacher to
     ``t_n = t - skip``, and compare the student's consistency function at ``(x_t, t)`` with the
-    target network's at ``(x_{t_n}, t_n)`` (no gradient through the teacher or the target)."""
+    target network's at ``(x_{t_n}, t_n)`` (no gradient through the teacher or the target).
+
+    With per-example ``levels`` ``s`` (B,), ``-1 <= s <= t_n``, both predictions are first
+    carried to level ``s`` by :func:`trajectory_jump`, the trajectory target of
+    [@zheng2024trajectory]: the student must then agree with the target on the whole stretch of
+    trajectory below ``t_n``, not only at its clean end. ``s = -1`` everywhere (or ``None``) is
+    LCM's loss."""
     a, s = extract(schedule.sqrt_alpha_bar, t, x0), extract(schedule.sigma, t, x0)
     xt = a * x0 + s * noise  # q(x_t | x_0)
     t_n = skip_targets(t, skip)
@@ -182,13 +189,37 @@ def distillation_loss(
         x_n = ddim_step_to(guided_eps(teacher, xt, t, y, w), xt, t, t_n, schedule)
         f_target = consistency_function(target(x_n, t_n, y, w), x_n, t_n, schedule, **scal)
     f_online = consistency_function(student(xt, t, y, w), xt, t, schedule, **scal)
+    if levels is not None:
+        if bool((levels > t_n).any()) or bool((levels < -1).any()):
+            raise ValueError("trajectory levels must lie in [-1, t - skip]: the target is only "
+                             "known below t_n")
+        f_target = trajectory_jump(f_target, x_n, t_n, levels, schedule)
+        f_online = trajectory_jump(f_online, xt, t, levels, schedule)
     return distance(f_online, f_target, kind, huber_c)
+
+
+def trajectory_jump(
+    f: torch.Tensor, x: torch.Tensor, t: torch.Tensor, s: torch.Tensor, schedule: Schedule
+) -> torch.Tensor:
+    """Carry a clean-data prediction ``f`` made at ``(x_t, t)`` down to level ``s`` along the
+    DDIM line through ``x_t`` (the semi-linear form of [@zheng2024trajectory]; first-order
+    DPM-Solver): ``sqrt(abar_s) f + sqrt(1 - abar_s) eps_f`` with the noise it implies,
+    ``eps_f = (x_t - sqrt(abar_t) f) / sqrt(1 - abar_t)``. Per example ``t``, ``s`` (B,);
+    ``s = -1`` is clean data (returns ``f``) and ``s = t`` returns ``x_t``."""
+    a, sig = extract(schedule.sqrt_alpha_bar, t, x), extract(schedule.sigma, t, x)
+    eps = (x - a * f) / sig
+    clean = (s < 0).to(x.device).reshape(-1, *([1] * (x.ndim - 1)))
+    sc = s.clamp_min(0)
+    a_s = torch.where(clean, torch.ones_like(a), extract(schedule.sqrt_alpha_bar, sc, x))
+    s_s = torch.where(clean, torch.zeros_like(sig), extract(schedule.sigma, sc, x))
+    return a_s * f + s_s * eps
 
 
 # ----------------------------------------------------------------------------- distillation
 
 
 DEFAULT_SKIP = 50  # the skipping step k of DistillConfig and sample_student
+DEFAULT_GAMMA = 0.3  # TCD's default stochasticity [@zheng2024trajectory], best at 4 steps on seeds 3-5 here
 
 
 @dataclass(frozen=True)
@@ -199,6 +230,9 @@ class DistillConfig:
     (20 for T = 1000 and the default k = 50; LCM's own default is k = 20, 50 points), up to
     ``max_timestep`` (default :func:`lcm_start`: 14 of the 20 points here); ``w`` is drawn
     uniformly from ``[w_min, w_max]`` in the guidance convention ``eps_c + w (eps_c - eps_u)``.
+    ``trajectory_fraction`` of every batch learns the trajectory target
+    [@zheng2024trajectory] (:func:`distillation_loss` with levels ``s``), the rest LCM's
+    clean-data target; ``trajectory_fraction = 0`` is LCM's distillation.
     """
 
     steps: int = 4000
@@ -217,6 +251,9 @@ class DistillConfig:
     # :func:`sample_student` starts (699 for the pixel schedule and k = 50, 719 for k = 20);
     # T - 1 is LCM's whole grid
     max_timestep: int | None = None
+    # the share of each batch trained on the trajectory target (:func:`distillation_loss` with
+    # ``s`` uniform on 0 .. t - k) instead of LCM's clean-data target; 0 is LCM's loss alone
+    trajectory_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         if self.distance not in DISTANCES:
@@ -228,6 +265,9 @@ class DistillConfig:
             raise ValueError(f"target_decay must be in [0, 1), got {self.target_decay}")
         if not 0.0 <= self.w_min <= self.w_max:
             raise ValueError(f"need 0 <= w_min <= w_max, got {self.w_min}, {self.w_max}")
+        if not 0.0 <= self.trajectory_fraction <= 1.0:
+            raise ValueError(f"trajectory_fraction is a share of the batch in [0, 1] (0: LCM's "
+                             f"loss alone), got {self.trajectory_fraction}")
 
     def grid(self, T: int, top: int | None = None) -> torch.Tensor:
         """The skipping grid ``k-1, 2k-1, ..., T-1``, cut above ``top`` (a grid point; default
@@ -305,11 +345,17 @@ def distill(
         t = grid[torch.randint(0, len(grid), (config.batch_size,), generator=g)]
         noise = torch.randn((config.batch_size, *data.shape[1:]), generator=g)
         w = config.w_min + (config.w_max - config.w_min) * torch.rand(config.batch_size, generator=g)
+        s = None
+        if config.trajectory_fraction > 0:  # LCM's target (-1) or a level uniform on 0 .. t - k
+            t_n = skip_targets(t, config.skip)
+            level = (torch.rand(config.batch_size, generator=g) * (t_n + 1)).long().clamp_max(t_n)
+            on = torch.rand(config.batch_size, generator=g) < config.trajectory_fraction
+            s = torch.where(on, level, torch.full_like(level, -1)).to(dev)
         loss = distillation_loss(
             student, target, teacher, data[idx], labels[idx].to(dev), w.to(dev), t.to(dev),
             noise.to(dev), schedule, skip=config.skip, kind=config.distance,  # type: ignore[arg-type]
             huber_c=config.huber_c, timestep_scaling=config.timestep_scaling,
-            sigma_data=config.sigma_data,
+            sigma_data=config.sigma_data, levels=s,
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -449,18 +495,23 @@ def sample_student(
     generator: torch.Generator | None = None,
     progress: bool = False,
     start: int | None = None,
+    gamma: float | None = None,
 ) -> torch.Tensor:
     """Multistep consistency sampling [@luo2023latent, Alg. 3] of a w-conditioned student in
     ``n_steps`` steps, on the timesteps it was distilled on (:func:`lcm_pairs` with
     ``original_steps = T // skip``), one sample per label. The first step is at ``start``
     (default :func:`lcm_start`, the grid point at Stable Diffusion's last noise level;
-    ``schedule.T - 1`` gives diffusers' timesteps). ``student`` may be an
-    :class:`IdealStudent`: the same sampler with no distillation error."""
+    ``schedule.T - 1`` gives diffusers' timesteps). With ``gamma`` (0 to 1; TCD's default is
+    0.3) each step is TCD's strategic stochastic step (:func:`~diffusion_notes.samplers.sample_tcd`)
+    instead of LCM's full re-noising. ``student`` may be an :class:`IdealStudent`: the same
+    sampler with no distillation error."""
     dev = next(student.parameters()).device
     x = torch.randn((len(labels), *shape), generator=generator).to(dev)
     pairs = student_pairs(schedule, n_steps, skip, start)
-    return sample_lcm(Denoiser(with_w(student, w), schedule, cond=labels.to(dev)), x, pairs,
-                      generator=generator, progress=progress)
+    den = Denoiser(with_w(student, w), schedule, cond=labels.to(dev))
+    if gamma is None:
+        return sample_lcm(den, x, pairs, generator=generator, progress=progress)
+    return sample_tcd(den, x, pairs, gamma=gamma, generator=generator, progress=progress)
 
 
 class IdealStudent(nn.Module):

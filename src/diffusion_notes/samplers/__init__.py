@@ -6,7 +6,7 @@ x0 post-processing and conditioning; the schedule is ``den.schedule``); ``pairs`
 ``callback(i, t, x, x0_pred)`` sees the state after each step.
 """
 
-from diffusion_notes.samplers.consistency import consistency_scalings, sample_lcm
+from diffusion_notes.samplers.consistency import consistency_scalings, sample_lcm, sample_tcd
 from diffusion_notes.samplers.ddim import ddim_invert, ddim_sigma, sample_ddim
 from diffusion_notes.samplers.ddpm import sample_ddpm
 from diffusion_notes.samplers.dpm_solver import sample_dpm_solver_pp
@@ -25,4 +25,5 @@ __all__ = [
     "sample_euler",
     "sample_heun",
     "sample_lcm",
+    "sample_tcd",
 ]

@@ -17,6 +17,7 @@ import torch
 
 from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.samplers._common import Callback, abar_pairs, draw_noise, steps, validate
+from diffusion_notes.schedules import alpha_bar_at
 
 
 class LCMStep(NamedTuple):
@@ -67,4 +68,63 @@ def sample_lcm(
         x = c.a_prev * denoised + c.s_prev * draw_noise(denoised, generator) if c.renoise else denoised
         if callback is not None:
             callback(i, t, x, denoised)
+    return x
+
+
+class TCDStep(NamedTuple):
+    """One step's coefficients: back along the trajectory to level ``s`` with ``a_s x0 + s_s eps``,
+    then forward noise from ``s`` to ``t_prev``: ``x_prev = r x_s + sqrt(1 - r^2) z``."""
+
+    a_s: float
+    s_s: float
+    r: float  # sqrt(abar_prev / abar_s)
+    renoise: bool
+
+
+def tcd_level(t_prev: int, gamma: float) -> int:
+    """The level ``s = floor((1 - gamma) t_prev)`` that a strategic stochastic step lands on
+    before re-noising to ``t_prev`` [@zheng2024trajectory]; ``-1`` (clean data) stays ``-1``."""
+    if not 0.0 <= gamma <= 1.0:
+        raise ValueError(f"gamma must lie in [0, 1] (0: deterministic, 1: LCM's full re-noising), "
+                         f"got {gamma}")
+    return t_prev if t_prev < 0 else math.floor((1.0 - gamma) * t_prev)
+
+
+@torch.no_grad()
+def sample_tcd(
+    den: Denoiser,
+    x: torch.Tensor,
+    pairs: Sequence[tuple[int, int]],
+    *,
+    gamma: float = 0.3,
+    set_alpha_to_one: bool = True,
+    generator: torch.Generator | None = None,
+    callback: Callback | None = None,
+    progress: bool = True,
+) -> torch.Tensor:
+    """Strategic stochastic sampling of trajectory consistency distillation [@zheng2024trajectory]
+    (diffusers' TCDScheduler, whose ``eta`` is ``gamma``): from ``(x_t, t)`` a deterministic DDIM
+    jump with the network's ``x0`` and ``eps`` to the lower level ``s = floor((1 - gamma) t_prev)``,
+    then fresh noise from ``s`` up to ``t_prev``. ``gamma = 0`` is deterministic DDIM;
+    ``gamma = 1`` jumps to level 0 and re-noises in full, LCM's sampler (:func:`sample_lcm`
+    without its boundary scalings, which differ from the identity by ``1e-6`` at ``t >= 49``).
+    The last step (``t_prev = -1``) returns ``x0`` (``set_alpha_to_one``) or, as diffusers does,
+    the DDIM jump to level 0."""
+    pairs = validate(den, pairs, "sample_tcd")
+    coefs = []
+    for (_, tp), (_, ab_p) in zip(pairs, abar_pairs(den, pairs, set_alpha_to_one), strict=True):
+        s = tcd_level(tp, gamma)
+        ab_s = ab_p if s == tp else alpha_bar_at(den.schedule, s, set_alpha_to_one=set_alpha_to_one)
+        renoise = tp >= 0 and gamma > 0
+        coefs.append(TCDStep(math.sqrt(ab_s), math.sqrt(1.0 - ab_s),
+                             math.sqrt(ab_p / ab_s) if renoise else 1.0, renoise))
+
+    for i, (t, _) in steps(pairs, progress, "TCD"):
+        c = coefs[i]
+        d = den(x, t)
+        x = c.a_s * d.x0 + c.s_s * d.eps
+        if c.renoise:
+            x = c.r * x + math.sqrt(max(1.0 - c.r * c.r, 0.0)) * draw_noise(x, generator)
+        if callback is not None:
+            callback(i, t, x, d.x0)
     return x
