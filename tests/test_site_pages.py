@@ -118,3 +118,40 @@ def test_table_of_contents_drops_citation_keys() -> None:
     strip_toc_citations([top])
     assert [top.title, child.title, grandchild.title] == [
         "The lineage", "Latent image-to-image", "SDEdit in practice"]
+
+
+def _lcm_row(sampler: str, steps: int, fd: float) -> dict:
+    return {"sampler": sampler, "steps": steps, "network_evaluations": steps, "fd": fd,
+            "fd_seeds": [fd - 1, fd + 1], "floor": 8.0, "precision": 0.9, "recall": 0.8,
+            "class_accuracy": 0.95, "seconds_per_64": 0.01, "w": 0.0}
+
+
+def test_consistency_and_ddim_ratio_sections_render_their_goals(tmp_path: Path) -> None:
+    """The LCM section states each goal from the file's verdict and the numbers it compares,
+    adds the ten-seed means when that run exists; the DDIM ratio section recomputes each
+    seed's ratio and the verdict against the stored goal."""
+    rows = [_lcm_row("DDIM", 10, 11.0), _lcm_row("DDIM", 20, 10.0), _lcm_row("TCD", 2, 10.5),
+            _lcm_row("TCD", 4, 10.25)]
+    lcm = {"date": "2026-12-04T21:44:00+00:00", "device": "cpu", "torch_threads": 2,
+           "load_average_before": 1.0, "n_samples": 640, "seeds": 2, "gamma": 0.3,
+           "distill_config": {"trajectory_fraction": 0.5}, "rows": rows,
+           "goals": {"lcm2_no_worse_than_ddim10": True, "lcm4_no_worse_than_ddim20": False}}
+    (tmp_path / "lcm.json").write_text(json.dumps(lcm))
+    page = render_benchmarks_page(tmp_path)
+    assert "| TCD | 4 | 4 | 10.25 | 9.25 / 11.25 | 8.00 |" in page
+    assert "- 2 steps no worse than DDIM at 10: met (10.50 against 11.00)" in page
+    assert "- 4 steps no worse than DDIM at 20: not met (10.25 against 10.00)" in page
+    assert "10 seeds" not in page  # no ten-seed run in this folder
+    (tmp_path / "lcm-10seeds.json").write_text(json.dumps({**lcm, "seeds": 10}))
+    page = render_benchmarks_page(tmp_path)
+    assert "| TCD |  | 10.50 | 10.25 |  |  |" in page and "Goals met on these means: 1 of 2." in page
+    ratio = {"date": "2026-12-04T20:15:00+00:00", "n_samples": 640, "goal_ratio": 1.25,
+             "rows": [{"seed": 0, "ddim50": 12.0, "ddpm1000": 8.0},
+                      {"seed": 1, "ddim50": 9.0, "ddpm1000": 10.0}],
+             "all_seeds": {"seeds": 2, "ddim50_mean": 10.5, "ddpm1000_mean": 9.0,
+                           "ratio_of_means": 1.1667, "per_seed_ratio_sd": 0.42},
+             "first_three_seeds": {"seeds": 2, "ratio_of_means": 1.1667}, "speedup": 19.0}
+    (tmp_path / "ddim_ratio.json").write_text(json.dumps(ratio))
+    page = render_benchmarks_page(tmp_path)
+    assert "| 0 | 12.00 | 8.00 | 1.50 |" in page and "| 1 | 9.00 | 10.00 | 0.90 |" in page
+    assert "ratio 1.17 (goal ≤ 1.25: met)" in page

@@ -100,6 +100,92 @@ def _run_line(machine: dict[str, Any] | None) -> str:
             + f", torch {machine.get('torch')}")
 
 
+def _lcm(d: dict[str, Any]) -> list[str]:
+    """bench/lcm.py: consistency students against their teacher's DDIM, per-seed FD."""
+    lines = [
+        f"Run {d['date'][:16]} UTC on {d.get('device', 'cpu')}, {d.get('torch_threads')} torch "
+        f"threads (load average {d.get('load_average_before', float('nan')):.1f} at the start); "
+        f"teacher `digits_cond`, guidance scale w = {d['rows'][0]['w']:g}, "
+        f"{d['n_samples']} class-conditional samples per seed, {d['seeds']} seeds (the FD is "
+        "their mean), against the 359 held-out digits. \"Student\": LCM's recipe with the "
+        "trajectory target on part of every batch "
+        f"(`trajectory_fraction` {d['distill_config'].get('trajectory_fraction', 0):g}); "
+        "\"LCM, x0 target\": LCM's loss alone; TCD: the strategic stochastic sampler at "
+        f"gamma {d.get('gamma', float('nan')):g}; the ideal student: the teacher's own ODE in "
+        "the student's place. Notes: [LCM](fast-sampling/lcm.md).",
+        "",
+        "| sampler | steps | NFE | FD | FD per seed | floor | precision | recall | "
+        "class accuracy | s / 64 samples |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in d["rows"]:
+        per_seed = " / ".join(f"{v:.2f}" for v in r["fd_seeds"])
+        lines.append(
+            f"| {r['sampler']} | {r['steps']} | {r['network_evaluations']} | {r['fd']:.2f} | "
+            f"{per_seed} | {r['floor']:.2f} | {r['precision']:.3f} | {r['recall']:.3f} | "
+            f"{r['class_accuracy']:.3f} | {r['seconds_per_64']:.3f} |")
+    by = {(r["sampler"], r["steps"]): r["fd"] for r in d["rows"]}
+    ddim = d["rows"][0]["sampler"]
+    goals = d.get("goals", {})
+    lines += ["", "Goals, on the means (the student with TCD's sampler):", ""]
+    for key, n, m in (("lcm2_no_worse_than_ddim10", 2, 10), ("lcm4_no_worse_than_ddim20", 4, 20)):
+        if key in goals and ("TCD", n) in by:
+            lines.append(f"- {n} steps no worse than DDIM at {m}: "
+                         f"{'met' if goals[key] else 'not met'} ({by[('TCD', n)]:.2f} against "
+                         f"{by[(ddim, m)]:.2f})")
+    lines.append("")
+    return lines
+
+
+def _lcm_more_seeds(results: Path) -> list[str]:
+    """The same benchmark with more seeds (``bench/lcm.py --seeds 10``), if it was run."""
+    d = _load(results, "lcm-10seeds")
+    if d is None:
+        return []
+    lines = [f"The same rows on {d['seeds']} seeds (`bench/lcm.py --seeds {d['seeds']} --out "
+             f"bench/results/lcm-10seeds.json`, run {d['date'][:16]} UTC), mean FD:", "",
+             "| sampler | 1 step | 2 steps | 4 steps | 10 steps | 20 steps |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    table: dict[str, dict[int, float]] = {}
+    for r in d["rows"]:
+        table.setdefault(r["sampler"], {})[r["steps"]] = r["fd"]
+    for sampler, fds in table.items():
+        cells = [f"{fds[n]:.2f}" if n in fds else "" for n in (1, 2, 4, 10, 20)]
+        lines.append(f"| {sampler} | " + " | ".join(cells) + " |")
+    goals = d.get("goals", {})
+    met = [k for k, v in goals.items() if v]
+    lines += ["", f"Goals met on these means: {len(met)} of {len(goals)}.", ""]
+    return lines
+
+
+def _ddim_ratio(d: dict[str, Any]) -> list[str]:
+    """bench/ddim_ratio.py: DDIM-50 against DDPM-1000 on several seeds."""
+    a, f = d["all_seeds"], d["first_three_seeds"]
+    lines = [
+        f"Run {d['date'][:16]} UTC{_run_line(d.get('machine'))}; {d['n_samples']} samples per "
+        "seed from `digits_cond`, held-out digits FD. The one-seed digits table above draws "
+        "seed 0 only, DDIM-50's worst, so its ratio reads higher. Note: "
+        "[DDIM](fast-sampling/ddim.md#skipping-steps).",
+        "",
+        "| seed | DDIM-50 FD | DDPM-1000 FD | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    for r in d["rows"]:
+        lines.append(f"| {r['seed']} | {r['ddim50']:.2f} | {r['ddpm1000']:.2f} | "
+                     f"{r['ddim50'] / r['ddpm1000']:.2f} |")
+    goal = d["goal_ratio"]
+    lines += [
+        "",
+        f"- Mean over {a['seeds']} seeds: DDIM-50 {a['ddim50_mean']:.2f}, DDPM-1000 "
+        f"{a['ddpm1000_mean']:.2f}, ratio {a['ratio_of_means']:.2f} (goal ≤ {goal}: "
+        f"{'met' if a['ratio_of_means'] <= goal else 'not met'}); per-seed ratio SD "
+        f"{a['per_seed_ratio_sd']:.2f}. First {f['seeds']} seeds: {f['ratio_of_means']:.2f}.",
+        f"- DDIM-50 is {d['speedup']:.1f} times faster than DDPM-1000 (goal ≥ 15).",
+        "",
+    ]
+    return lines
+
+
 def _fast_sampling(d: dict[str, Any]) -> list[str]:
     rs = d.get("ring_settings", d.get("settings", {}))
     ds = d.get("digits_settings", rs)
@@ -140,7 +226,10 @@ def _fast_sampling(d: dict[str, Any]) -> list[str]:
                 f"| {r['method']} | {r['steps']} | {r['fd']:.2f} | {r['floor']:.2f} | "
                 f"{r['precision']:.3f} | {r['recall']:.3f} | {r['class_accuracy']:.3f} | "
                 f"{r['seconds_per_64']:.3f} |")
-        lines.append("")
+        lines += ["", "One seed's FD moves by 1 to 3 between seeds, as much as the gaps the "
+                  "digits goals ask about, so those goals are judged on several seeds in the "
+                  "next two sections ([consistency students](#consistency-students), "
+                  "[DDIM-50 against DDPM-1000](#ddim-50-against-ddpm-1000-on-ten-seeds)).", ""]
     return lines
 
 
@@ -331,6 +420,8 @@ def render_benchmarks_page(results: Path) -> str:
     sections = [
         ("DDPM on 8x8 digits", "digits", _digits),
         ("Fast sampling", "fast_sampling", _fast_sampling),
+        ("Consistency students", "lcm", _lcm),
+        ("DDIM-50 against DDPM-1000 on ten seeds", "ddim_ratio", _ddim_ratio),
         ("Sampler overhead against diffusers", "samplers", _samplers),
         ("Guidance on digits", "guidance", _guidance),
         ("The map of image generation in miniature", "map", _map),
@@ -345,4 +436,6 @@ def render_benchmarks_page(results: Path) -> str:
         lines += render(data) if data is not None else _missing(name)
         if name == "video":
             lines += _video_variants(results)
+        if name == "lcm" and data is not None:
+            lines += _lcm_more_seeds(results)
     return "\n".join(lines)
