@@ -29,6 +29,12 @@ student's error, and the grid is cut there (``DistillConfig.max_timestep``), so 
 trained only where it is sampled; and the skipping step is ``k = 50`` (:data:`DEFAULT_SKIP`)
 rather than LCM's 20, so the answer has 14 grid levels to travel up instead of 36.
 
+A third, from trajectory consistency distillation [@zheng2024trajectory]: half of every batch
+(``DistillConfig.trajectory_fraction``) compares the two predictions after carrying both down
+to a level ``s`` along their DDIM lines (:func:`trajectory_jump`), so the noise the student's
+answer implies is trained too; sampled with TCD's partial re-noising
+(``sample_student(..., gamma=DEFAULT_GAMMA)``), this is what meets the 4-step goal here.
+
 :class:`IdealStudent` is the consistency function a perfect student would have learned (the
 teacher's own ODE solution on the grid); sampling it with :func:`sample_student` measures what
 the multistep sampler can reach at all, apart from how well the distillation went.
