@@ -289,12 +289,12 @@ def lcm_row(steps: int, w: float = 0.0, gamma: float | None = None) -> Row:
     from diffusion_notes.consistency import (
         DistillConfig,
         get_student,
+        sample_consistency,
         smoke_config,
         student_pairs,
         with_w,
     )
     from diffusion_notes.runtime import pick
-    from diffusion_notes.samplers import sample_lcm, sample_tcd
 
     distill = pick(DistillConfig(), smoke_config(DistillConfig()))
 
@@ -306,9 +306,7 @@ def lcm_row(steps: int, w: float = 0.0, gamma: float | None = None) -> Row:
         pairs = student_pairs(den.schedule, steps, distill.skip)
         g = torch.Generator(device=x.device).manual_seed(7)
         student = Denoiser(net, den.schedule, cond=den.cond)  # eps-prediction, as distilled
-        if gamma is None:
-            return sample_lcm(student, x, pairs, generator=g, progress=False)
-        return sample_tcd(student, x, pairs, gamma=gamma, generator=g, progress=False)
+        return sample_consistency(student, x, pairs, gamma=gamma, generator=g)
 
     return Row("LCM student" if gamma is None else f"LCM student, TCD sampler (gamma {gamma})",
                steps, run, prepare)

@@ -205,13 +205,18 @@ start = lcm_start(schedule, distill_config.skip)
 print(f"first step at t = {start}: alpha_bar = {schedule.alpha_bar[start].item():.5f} "
       f"(Stable Diffusion's last level: {sd_terminal_alpha_bar():.5f}); at t = 999: "
       f"{schedule.alpha_bar[999].item():.6f}")
+
+
+def student_draw(n, gamma=None, w=W):
+    """Draw the 640 samples from the student in n steps: LCM's sampler, or TCD's at gamma."""
+    return lambda g: sample_student(student, schedule, labels, n_steps=n, w=w,
+                                    skip=distill_config.skip, generator=g, gamma=gamma)
+
+
 for n in (1, 2, 4):
-    evaluate(f"student LCM-{n}", lambda g, n=n: sample_student(
-        student, schedule, labels, n_steps=n, w=W, skip=distill_config.skip, generator=g))
+    evaluate(f"student LCM-{n}", student_draw(n))
 for n in (2, 4):
-    evaluate(f"student TCD-{n}", lambda g, n=n: sample_student(
-        student, schedule, labels, n_steps=n, w=W, skip=distill_config.skip, generator=g,
-        gamma=DEFAULT_GAMMA))
+    evaluate(f"student TCD-{n}", student_draw(n, DEFAULT_GAMMA))
 evaluate("student LCM-1 from 999", lambda g: sample_student(
     student, schedule, labels, n_steps=1, w=W, skip=distill_config.skip, generator=g,
     start=schedule.T - 1))
@@ -244,16 +249,10 @@ draws = {
                                                     generator=g),
     "teacher DDIM-20": lambda g: sample_guided_ddim(teacher, schedule, labels, n_steps=20, w=W,
                                                     generator=g),
-    "student LCM-2": lambda g: sample_student(student, schedule, labels, n_steps=2, w=W,
-                                              skip=distill_config.skip, generator=g),
-    "student LCM-4": lambda g: sample_student(student, schedule, labels, n_steps=4, w=W,
-                                              skip=distill_config.skip, generator=g),
-    "student TCD-2": lambda g: sample_student(student, schedule, labels, n_steps=2, w=W,
-                                              skip=distill_config.skip, generator=g,
-                                              gamma=DEFAULT_GAMMA),
-    "student TCD-4": lambda g: sample_student(student, schedule, labels, n_steps=4, w=W,
-                                              skip=distill_config.skip, generator=g,
-                                              gamma=DEFAULT_GAMMA),
+    "student LCM-2": student_draw(2),
+    "student LCM-4": student_draw(4),
+    "student TCD-2": student_draw(2, DEFAULT_GAMMA),
+    "student TCD-4": student_draw(4, DEFAULT_GAMMA),
 }
 mean_fd = {}
 for name, draw in draws.items():
@@ -287,9 +286,7 @@ gammas = (0.0, 0.15, 0.3, 0.5, 0.7, 1.0)
 gamma_fd = []
 for gamma in gammas:
     with torch.no_grad():
-        samples = sample_student(student, schedule, labels, n_steps=4, w=W,
-                                 skip=distill_config.skip, gamma=gamma,
-                                 generator=torch.Generator().manual_seed(0)).cpu()
+        samples = student_draw(4, gamma)(torch.Generator().manual_seed(0)).cpu()
     gamma_fd.append(score_digits_held_out(samples, classifier).fd)
     print(f"gamma = {gamma:4.2f}: 4-step FD {gamma_fd[-1]:.2f}")
 fig, ax = plt.subplots(figsize=(6.5, 2.8))
@@ -351,9 +348,7 @@ for w in (1.0, 2.0):
     for who, draw in (
         ("teacher DDIM-20", lambda g, w=w: sample_guided_ddim(
             teacher, schedule, labels, n_steps=20, w=w, generator=g)),
-        ("student TCD-4", lambda g, w=w: sample_student(
-            student, schedule, labels, n_steps=4, w=w, skip=distill_config.skip, generator=g,
-            gamma=DEFAULT_GAMMA)),
+        ("student TCD-4", student_draw(4, DEFAULT_GAMMA, w)),
     ):
         evaluate(f"{who} w={w:g}", draw)
 for who in ("teacher DDIM-20", "student TCD-4"):

@@ -515,6 +515,21 @@ def sample_student(
     x = torch.randn((len(labels), *shape), generator=generator).to(dev)
     pairs = student_pairs(schedule, n_steps, skip, start)
     den = Denoiser(with_w(student, w), schedule, cond=labels.to(dev))
+    return sample_consistency(den, x, pairs, gamma=gamma, generator=generator, progress=progress)
+
+
+def sample_consistency(
+    den: Denoiser,
+    x: torch.Tensor,
+    pairs: list[tuple[int, int]],
+    *,
+    gamma: float | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
+    """A student's multistep sampler from a given start ``x``: LCM's full re-noising
+    (:func:`~diffusion_notes.samplers.sample_lcm`) or, with ``gamma``, TCD's partial one
+    (:func:`~diffusion_notes.samplers.sample_tcd`)."""
     if gamma is None:
         return sample_lcm(den, x, pairs, generator=generator, progress=progress)
     return sample_tcd(den, x, pairs, gamma=gamma, generator=generator, progress=progress)

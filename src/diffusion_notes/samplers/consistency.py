@@ -113,8 +113,7 @@ def sample_tcd(
     pairs = validate(den, pairs, "sample_tcd")
     coefs = []
     for (_, tp), (_, ab_p) in zip(pairs, abar_pairs(den, pairs, set_alpha_to_one), strict=True):
-        s = tcd_level(tp, gamma)
-        ab_s = ab_p if s == tp else alpha_bar_at(den.schedule, s, set_alpha_to_one=set_alpha_to_one)
+        ab_s = alpha_bar_at(den.schedule, tcd_level(tp, gamma), set_alpha_to_one=set_alpha_to_one)
         renoise = tp >= 0 and gamma > 0
         coefs.append(TCDStep(math.sqrt(ab_s), math.sqrt(1.0 - ab_s),
                              math.sqrt(ab_p / ab_s) if renoise else 1.0, renoise))
