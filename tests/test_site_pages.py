@@ -85,9 +85,17 @@ def test_benchmarks_page_shows_the_video_comparison(tmp_path: Path) -> None:
                                                      "motion_error_px": 1.96}})
     (tmp_path / "video-spacetime-3000steps.json").write_text(json.dumps(variant))
     (tmp_path / "video-smoke.json").write_text("not read")  # smoke runs are left out
+    good = dict(video, variant={"temporal": "previous", "prediction": "v"},
+                unconditional={"video": {"class_consistency": 0.93, "motion_error_px": 0.9},
+                               "frame_by_frame": {"class_consistency": 0.3,
+                                                  "motion_error_px": 1.9}})
+    (tmp_path / "video-previous.json").write_text(json.dumps(good))
     page = render_benchmarks_page(tmp_path)
-    assert ("| `temporal=spacetime`, `steps=3000` | 2026-12-03 | 52.9% / 31.6% | 1.98 / 1.96 | 40 |"
-            in page)
+    assert ("| `temporal=spacetime`, `steps=3000` | 2026-12-03 | 52.9% / 31.6% | 1.98 / 1.96 | "
+            "95.0% | 40 | not met, not met |" in page)
+    # the goals are judged from the numbers: 93 % >= 90 %, and 0.9 <= 0.5 * 1.9
+    assert ("| `temporal=previous`, `prediction=v` | 2026-12-03 | 93.0% / 30.0% | 0.90 / 1.90 | "
+            "95.0% | 40 | met, met |" in page)
 
 
 def test_docs_hold_no_control_characters() -> None:

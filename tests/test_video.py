@@ -8,7 +8,7 @@ import torch
 from diffusion_notes.data.clips import make_clips
 from diffusion_notes.denoiser import Denoiser
 from diffusion_notes.models import UNet
-from diffusion_notes.models.video import VideoUNet
+from diffusion_notes.models.video import PreviousFramesUNet, VideoUNet
 from diffusion_notes.schedules import make_schedule
 from diffusion_notes.timesteps import timestep_pairs
 from diffusion_notes.train import make_schedule_for, preset
@@ -305,3 +305,171 @@ def test_video_loss_ignores_the_given_first_frame_and_weights_high_noise() -> No
     snr = schedule.snr[t]
     assert w[0] == 1.0 and w[3] == 50.0
     torch.testing.assert_close(w[2], min(1 / snr[2], torch.tensor(50.0, dtype=snr.dtype)))
+
+
+# --- the autoregressive frame model: previous frames as extra input channels (MCVD) ---
+
+
+def _previous_model(moved: bool) -> PreviousFramesUNet:
+    model = PreviousFramesUNet(_perturbed_unet(), context=2)
+    if moved:  # the context input off its zero initialisation
+        torch.manual_seed(3)
+        with torch.no_grad():
+            model.inp_context.weight.normal_(0, 0.2)
+    return model.eval()
+
+
+def test_previous_frames_model_at_init_is_the_image_model_whatever_the_context() -> None:
+    image = _perturbed_unet()
+    model = _previous_model(moved=False)
+    x = torch.randn(5, 1, 16, 16)
+    t = torch.tensor([0, 3, 400, 700, 999])
+    with torch.no_grad():
+        want = image(x, t)
+        for seed in (0, 1):  # two unrelated contexts, same output: exactly the image model's
+            ctx = torch.randn(5, 4, 16, 16, generator=torch.Generator().manual_seed(seed))
+            assert torch.equal(model(x, t, ctx), want)
+    moved = _previous_model(moved=True)
+    with torch.no_grad():  # once trained, the context matters
+        a = moved(x, t, torch.zeros(5, 4, 16, 16))
+        b = moved(x, t, torch.ones(5, 4, 16, 16))
+    assert (a - b).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="previous_frames"):
+        moved(x, t, torch.zeros(5, 2, 16, 16))
+
+
+def test_previous_frames_gives_the_two_frames_before_with_their_masks() -> None:
+    from diffusion_notes.models.video import all_previous_frames, previous_frames
+
+    clips = make_clips(3, 5, seed=2).frames
+    zero, one = torch.zeros_like(clips[:, 0]), torch.ones_like(clips[:, 0])
+    assert torch.equal(previous_frames(clips, 0, 2), torch.cat([zero, zero, zero, zero], 1))
+    assert torch.equal(previous_frames(clips, 1, 2), torch.cat([clips[:, 0], zero, one, zero], 1))
+    assert torch.equal(previous_frames(clips, 4, 2),
+                       torch.cat([clips[:, 3], clips[:, 2], one, one], 1))
+    # causal: frame j's context never reads frames j, j+1, ...
+    later = clips.clone()
+    later[:, 3:] = torch.randn_like(later[:, 3:])
+    assert torch.equal(previous_frames(later, 3, 2), previous_frames(clips, 3, 2))
+    # the frame just after the clip (what a sampler continues from)
+    assert torch.equal(previous_frames(clips, 5, 2), torch.cat([clips[:, 4], clips[:, 3], one, one], 1))
+    stacked = all_previous_frames(clips, 2)
+    assert stacked.shape == (3, 5, 4, 16, 16)
+    assert all(torch.equal(stacked[:, j], previous_frames(clips, j, 2)) for j in range(5))
+    with pytest.raises(ValueError, match="outside"):
+        previous_frames(clips, 6, 2)
+
+
+def test_previous_frames_loss_is_teacher_forced_per_frame() -> None:
+    """Each frame is noised to its own t and shown the clean frames before it."""
+    from diffusion_notes.diffusion import q_sample
+    from diffusion_notes.models.video import previous_frames
+    from diffusion_notes.video import noise_weight, previous_frames_loss
+
+    schedule = make_schedule("linear", 1000)
+    x0 = make_clips(2, 3, seed=1).frames
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([[10, 500, 990], [300, 20, 700]])
+    seen = {}
+
+    class Spy(torch.nn.Module):
+        context = 2
+
+        def forward(self, xt, tt, ctx):
+            seen.update(xt=xt.clone(), tt=tt.clone(), ctx=ctx.clone())
+            out = eps.flatten(0, 1).clone()
+            out[1::3] += 1.0  # wrong on frame 1 of each clip only
+            return out
+
+    loss = previous_frames_loss(Spy(), x0, schedule, t, eps)
+    torch.testing.assert_close(loss, torch.tensor(1 / 3, dtype=loss.dtype))  # 2 of 6 frames
+    for b in range(2):
+        for j in range(3):
+            row = 3 * b + j
+            assert seen["tt"][row] == t[b, j]
+            want_xt = q_sample(schedule, x0[b:b + 1, j], t[b, j:j + 1], eps[b:b + 1, j])
+            torch.testing.assert_close(seen["xt"][row:row + 1], want_xt)
+            assert torch.equal(seen["ctx"][row:row + 1], previous_frames(x0[b:b + 1], j, 2))
+    weighted = previous_frames_loss(Spy(), x0, schedule, t, eps, cap=50.0)
+    w = noise_weight(schedule, t.reshape(-1), 50.0)
+    torch.testing.assert_close(weighted, (w[1] + w[4]).to(weighted) / 6)
+    with pytest.raises(ValueError, match="one timestep per frame"):
+        previous_frames_loss(Spy(), x0, schedule, t[:, 0], eps)
+
+
+@pytest.mark.parametrize("prediction", ["x0", "v"])
+def test_previous_frames_loss_targets_the_chosen_prediction(prediction: str) -> None:
+    from diffusion_notes.diffusion import v_from_x0_eps
+    from diffusion_notes.video import previous_frames_loss
+
+    schedule = make_schedule("linear", 1000)
+    x0 = make_clips(2, 3, seed=1).frames
+    eps = torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))
+    t = torch.tensor([[10, 500, 990], [300, 20, 700]])
+    frames, tt = x0.flatten(0, 1), t.reshape(-1)
+    target = frames if prediction == "x0" else v_from_x0_eps(schedule, frames, tt, eps.flatten(0, 1))
+
+    class Exact(torch.nn.Module):  # outputs the right target for every frame
+        context = 2
+
+        def forward(self, xt, tt_, ctx):
+            return target.clone()
+
+    assert previous_frames_loss(Exact(), x0, schedule, t, eps, prediction=prediction) < 1e-12
+    # the same output scored as another parametrisation is wrong
+    assert previous_frames_loss(Exact(), x0, schedule, t, eps, prediction="eps") > 0.1
+
+
+def test_autoregressive_sampling_keeps_given_frames_and_runs_forward_in_time() -> None:
+    from diffusion_notes.video import sample_previous
+
+    model = _previous_model(moved=True)
+    schedule = make_schedule("linear", 1000)
+    pairs = timestep_pairs(1000, 5)
+    noise = torch.randn(2, 5, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    first = make_clips(2, 5, seed=4).frames[:, :2]
+    with torch.no_grad():
+        out = sample_previous(model, schedule, noise, pairs, known=first, progress=False)
+        assert torch.equal(out[:, :2], first)  # the given frames come back exactly
+        # frame 2 is what DDIM draws from its own noise with frames 0 and 1 as context
+        from diffusion_notes.models.video import previous_frames
+        from diffusion_notes.samplers import sample_ddim
+
+        den = Denoiser(model, schedule, cond=previous_frames(first, 2, 2))
+        torch.testing.assert_close(out[:, 2], sample_ddim(den, noise[:, 2], pairs, progress=False))
+        # forward in time: another noise for frame 4 leaves frames 0..3 alone ...
+        noise2 = noise.clone()
+        noise2[:, 4] = torch.randn_like(noise2[:, 4])
+        out2 = sample_previous(model, schedule, noise2, pairs, known=first, progress=False)
+        assert torch.equal(out2[:, :4], out[:, :4])
+        # ... and another frame 1 changes the frames made after it
+        other = first.clone()
+        other[:, 1] = make_clips(2, 5, seed=9).frames[:, 1]
+        out3 = sample_previous(model, schedule, noise, pairs, known=other, progress=False)
+        assert (out3[:, 2:] - out[:, 2:]).abs().max() > 1e-3
+        uncond = sample_previous(model, schedule, noise, pairs, progress=False)
+    assert uncond.shape == noise.shape
+    with pytest.raises(ValueError, match="do not fit"):
+        sample_previous(model, schedule, noise, pairs, known=first[:1], progress=False)
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_previous_frames_model_trains_its_context_input(freeze: bool) -> None:
+    from dataclasses import replace
+
+    cfg = replace(_tiny_config(freeze), temporal="previous")
+    image = _perturbed_unet()
+    before = build_video_model(cfg, image).state_dict()
+    trained, losses, _ = train_video(cfg, image, make_schedule_for(cfg.image),
+                                     device=torch.device("cpu"), progress=False)
+    after = trained.state_dict()
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+    assert not torch.equal(before["inp_context.weight"], after["inp_context.weight"])
+    spatial_same = all(torch.equal(before[k], after[k]) for k in before if k.startswith("spatial."))
+    assert spatial_same == freeze
+    with pytest.raises(ValueError, match="first_frame_rate"):
+        replace(cfg, first_frame_rate=0.5)
+    # a joint model starts as the image model, so it keeps its output; "previous" may change it
+    assert replace(cfg, prediction="v").prediction == "v"
+    with pytest.raises(ValueError, match="only temporal='previous'"):
+        replace(cfg, temporal="spacetime", prediction="v")

@@ -13,6 +13,12 @@
   themselves, so every sampler keeps them on their own noising path and returns them exactly at
   the end, while the temporal layers carry them into the other frames (the replacement method
   that Video Diffusion Models [@ho2022video, sec. 3.1] discuss for conditional generation).
+* ``VideoConfig(temporal="previous")`` is the autoregressive alternative: a
+  :class:`~diffusion_notes.models.video.PreviousFramesUNet` learns every frame of a clip at its
+  own ``t`` with the clip's previous two frames given clean (teacher forcing,
+  :func:`previous_frames_loss`), and :func:`sample_previous` generates a clip one frame at a
+  time, each from the frames already made (MCVD's conditioning on past frames
+  [@voleti2022mcvd]).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from tqdm import tqdm
@@ -38,8 +44,21 @@ from diffusion_notes.checkpoints import (
 )
 from diffusion_notes.data.clips import FRAMES, make_clips
 from diffusion_notes.denoiser import Denoised, Denoiser
-from diffusion_notes.diffusion import q_sample, training_loss
-from diffusion_notes.models.video import TEMPORAL_KINDS, TemporalKind, VideoUNet
+from diffusion_notes.diffusion import (
+    PREDICTIONS,
+    Prediction,
+    q_sample,
+    training_loss,
+    v_from_x0_eps,
+)
+from diffusion_notes.models.video import (
+    TEMPORAL_KINDS,
+    PreviousFramesUNet,
+    TemporalKind,
+    VideoUNet,
+    all_previous_frames,
+    previous_frames,
+)
 from diffusion_notes.runtime import get_device
 from diffusion_notes.schedules import Schedule
 from diffusion_notes.train import (
@@ -55,6 +74,9 @@ from diffusion_notes.train import (
 from diffusion_notes.video_metrics import ClipScore
 
 _KIND = "video"
+PREVIOUS = "previous"  # the autoregressive kind: previous frames as extra input channels
+VIDEO_KINDS: tuple[str, ...] = (*TEMPORAL_KINDS, PREVIOUS)
+CONTEXT_FRAMES = 2  # previous frames a "previous" model sees: enough to read a velocity
 
 
 def _image_default() -> TrainConfig:
@@ -66,7 +88,7 @@ class VideoConfig:
     """A video model: its image model, its temporal layers, its training run."""
 
     image: TrainConfig = field(default_factory=_image_default)
-    temporal: TemporalKind = "attention"
+    temporal: TemporalKind | Literal["previous"] = "attention"
     freeze_spatial: bool = True  # AnimateDiff: train only the temporal (motion) layers
     frames: int = FRAMES
     n_clips: int = 4000  # training clips (of the digits_train split)
@@ -83,15 +105,30 @@ class VideoConfig:
     high_noise_weight: float | None = None
     # share of training clips whose first frame is given clean, at timestep 0, with the loss
     # on the other frames only: the model learns image-to-video from a clean first frame
+    # (joint models only)
     first_frame_rate: float = 0.0
+    # what the video network outputs. A joint model starts as the image model, so it keeps the
+    # image model's eps. A "previous" model may switch to "v" (or "x0"): its weights start
+    # from the image model's, and fine-tuning re-learns the output in the new parametrisation
+    prediction: Prediction = "eps"
 
     def __post_init__(self) -> None:
         if self.high_noise_weight is not None and self.high_noise_weight < 1:
             raise ValueError(f"high_noise_weight must be >= 1 (or None), got {self.high_noise_weight}")
         if not 0.0 <= self.first_frame_rate <= 1.0:
             raise ValueError(f"first_frame_rate must be in [0, 1], got {self.first_frame_rate}")
-        if self.temporal not in TEMPORAL_KINDS:
-            raise ValueError(f"temporal {self.temporal!r}: choose one of {', '.join(TEMPORAL_KINDS)}")
+        if self.temporal not in VIDEO_KINDS:
+            raise ValueError(f"temporal {self.temporal!r}: choose one of {', '.join(VIDEO_KINDS)}")
+        if self.prediction not in PREDICTIONS:
+            raise ValueError(f"prediction {self.prediction!r}: choose one of {', '.join(PREDICTIONS)}")
+        if self.temporal != PREVIOUS and self.prediction != self.image.prediction:
+            raise ValueError(
+                f"a joint video model ({self.temporal!r}) starts as the image model and keeps its "
+                f"prediction ({self.image.prediction!r}), got {self.prediction!r}; only "
+                f"temporal='previous' may change it")
+        if self.temporal == PREVIOUS and self.first_frame_rate:
+            raise ValueError("first_frame_rate is for joint models; a 'previous' model always "
+                             "learns every frame from the clean frames before it")
         if self.image.model != "unet":
             raise ValueError(f"the image model must be a 'unet', got {self.image.model!r}")
         for name in ("frames", "n_clips", "steps", "batch_size"):
@@ -126,12 +163,18 @@ class VideoInfo:
     total: int  # parameters of the whole video model
 
 
-def build_video_model(config: VideoConfig, image_model: torch.nn.Module | None = None) -> VideoUNet:
+def build_video_model(
+    config: VideoConfig, image_model: torch.nn.Module | None = None
+) -> VideoUNet | PreviousFramesUNet:
     """The video model of ``config`` around a copy of ``image_model`` (a fresh UNet if None)."""
     spatial = copy.deepcopy(image_model) if image_model is not None else build_model(config.image)
+    model: VideoUNet | PreviousFramesUNet
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)  # the temporal layers' initial weights
-        model = VideoUNet(spatial.requires_grad_(True), config.temporal)
+        if config.temporal == PREVIOUS:
+            model = PreviousFramesUNet(spatial.requires_grad_(True), CONTEXT_FRAMES)
+        else:
+            model = VideoUNet(spatial.requires_grad_(True), config.temporal)
     if config.freeze_spatial:
         model.freeze_spatial()
     return model
@@ -153,7 +196,7 @@ def train_video(
     *,
     device: torch.device,
     progress: bool = True,
-) -> tuple[VideoUNet, tuple[float, ...], float]:
+) -> tuple[VideoUNet | PreviousFramesUNet, tuple[float, ...], float]:
     """Train the video model; returns ``(ema_model, losses, seconds)``.
 
     The batch of step ``s`` (which clips, which ``t``, which noise) depends on ``(seed, s)``
@@ -173,13 +216,19 @@ def train_video(
         idx = batch_indices(config.seed, step, config.batch_size, len(clips))
         g = _generator(config.seed, "video-noise", step)
         x0 = clips[idx.to(device)]
-        t = torch.randint(0, schedule.T, (config.batch_size,), generator=g)
-        eps = torch.randn(x0.shape, generator=g)
-        given = torch.rand(config.batch_size, generator=g) < config.first_frame_rate
         for group in opt.param_groups:
             group["lr"] = lr_at(view, step)
-        loss = video_loss(model, x0, schedule, t.to(device), eps.to(device),
-                          config.high_noise_weight, given.to(device))
+        if isinstance(model, PreviousFramesUNet):  # every frame at its own t
+            t = torch.randint(0, schedule.T, tuple(x0.shape[:2]), generator=g)
+            eps = torch.randn(x0.shape, generator=g)
+            loss = previous_frames_loss(model, x0, schedule, t.to(device), eps.to(device),
+                                        config.high_noise_weight, config.prediction)
+        else:
+            t = torch.randint(0, schedule.T, (config.batch_size,), generator=g)
+            eps = torch.randn(x0.shape, generator=g)
+            given = torch.rand(config.batch_size, generator=g) < config.first_frame_rate
+            loss = video_loss(model, x0, schedule, t.to(device), eps.to(device),
+                              config.high_noise_weight, given.to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if config.grad_clip > 0:
@@ -233,6 +282,35 @@ def video_loss(
     return per_clip.mean()
 
 
+def previous_frames_loss(
+    model: PreviousFramesUNet,
+    x0: torch.Tensor,
+    schedule: Schedule,
+    t: torch.Tensor,
+    eps: torch.Tensor,
+    cap: float | None = None,
+    prediction: Prediction = "eps",
+) -> torch.Tensor:
+    """DDPM's simple loss for an autoregressive frame model, with teacher forcing: frame ``j``
+    of each clip is noised to its own ``t[b, j]`` and denoised given the *clean* frames before
+    it, as :func:`sample_previous` will give it the frames it has made. ``t`` is ``(B, F)``;
+    the target is the frame's ``eps``, its ``x0`` or its ``v = sqrt(abar) eps - sqrt(1 - abar)
+    x0`` [@salimans2022progressive], as ``prediction`` says; ``cap`` weights each frame's MSE by
+    :func:`noise_weight` of its own ``t``."""
+    if tuple(t.shape) != tuple(x0.shape[:2]):
+        raise ValueError(f"need one timestep per frame, shape {tuple(x0.shape[:2])}, got {tuple(t.shape)}")
+    frames, tt, noise = x0.flatten(0, 1), t.reshape(-1), eps.flatten(0, 1)
+    xt = q_sample(schedule, frames, tt, noise)
+    target = {"eps": noise, "x0": frames}.get(prediction)
+    if target is None:
+        target = v_from_x0_eps(schedule, frames, tt, noise)
+    context = all_previous_frames(x0, model.context).flatten(0, 1)
+    per_frame = (model(xt, tt, context) - target).pow(2).flatten(1).mean(1)
+    if cap is not None:
+        per_frame = per_frame * noise_weight(schedule, t.reshape(-1), cap).to(per_frame)
+    return per_frame.mean()
+
+
 def _lr_view(config: VideoConfig) -> TrainConfig:
     """The image config with the video run's optimiser settings, for the shared schedules
     :func:`~diffusion_notes.train.lr_at` and :func:`~diffusion_notes.train.ema_decay_at`."""
@@ -246,7 +324,7 @@ def get_or_train_video(
     device: str | torch.device = "auto",
     root: str | os.PathLike[str] | None = None,
     progress: bool = True,
-) -> tuple[VideoUNet, VideoInfo]:
+) -> tuple[VideoUNet | PreviousFramesUNet, VideoInfo]:
     """The EMA video model of ``config`` from the model cache, trained once when missing."""
     dev = get_device(device) if isinstance(device, str) else torch.device(device)
     image_model, image_info = get_or_train(config.image, device=dev, root=root, progress=progress)
@@ -338,6 +416,42 @@ def sample_with(
     return sample_ddim(den, noise, pairs, progress=progress)
 
 
+def sample_previous(
+    model: PreviousFramesUNet,
+    schedule: Schedule,
+    noise: torch.Tensor,
+    pairs: Sequence[tuple[int, int]],
+    *,
+    known: torch.Tensor | None = None,
+    prediction: Prediction = "eps",
+    progress: bool = True,
+) -> torch.Tensor:
+    """Clips ``(B, F, C, H, W)`` from an autoregressive frame model, one frame at a time.
+
+    Frame ``j`` is drawn by deterministic DDIM down ``pairs`` from ``noise[:, j]``, with the
+    frames already made (clean) as its context. ``known`` ``(B, K, C, H, W)`` are given first
+    frames (image-to-video): they are returned as they are and the rest continues them.
+    """
+    from diffusion_notes.samplers import sample_ddim
+
+    if noise.ndim != 5:
+        raise ValueError(f"noise must have shape (batch, frames, C, H, W), got {tuple(noise.shape)}")
+    clips = noise.clone()
+    k = 0
+    if known is not None:
+        k = known.shape[1]
+        if known.shape[0] != noise.shape[0] or known.shape[2:] != noise.shape[2:] or k > noise.shape[1]:
+            raise ValueError(f"known frames of shape {tuple(known.shape)} do not fit clips of "
+                             f"shape {tuple(noise.shape)}: need (batch, K <= frames, C, H, W)")
+        clips[:, :k] = known.to(clips)
+    for j in tqdm(range(k, noise.shape[1]), desc="frames", unit="frame", disable=not progress,
+                  dynamic_ncols=True):
+        den = Denoiser(model, schedule, prediction=prediction,
+                       cond=previous_frames(clips, j, model.context))
+        clips[:, j] = sample_ddim(den, noise[:, j], pairs, progress=False)
+    return clips
+
+
 @dataclass(frozen=True, eq=False)
 class VideoComparison:
     """The video model against the frame-by-frame baseline on the same initial noise.
@@ -370,10 +484,12 @@ def compare_with_baseline(
     frames: int = FRAMES,
     n_steps: int = 25,
     seed: int = 0,
+    prediction: Prediction = "eps",
     progress: bool = True,
 ) -> VideoComparison:
     """Sample ``n_clips`` clips with both models from the same seeded noise (DDIM, ``n_steps``
-    steps), unconditionally and from given first frames, and score them."""
+    steps), unconditionally and from given first frames, and score them. ``prediction`` is
+    what ``video_model`` outputs (``VideoConfig.prediction``)."""
     from diffusion_notes.timesteps import timestep_pairs
     from diffusion_notes.video_metrics import frame_classes, score_clips
 
@@ -382,7 +498,8 @@ def compare_with_baseline(
     shape = (n_clips, frames, 1, *make_clips(1, 1).frames.shape[-2:])
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(dev)
     first = make_clips(n_clips, frames, seed=seed, split="held_out").frames[:, :1].to(dev)
-    video_den, image_den = Denoiser(video_model, schedule), Denoiser(image_model, schedule)
+    video_den = Denoiser(video_model, schedule, prediction=prediction)
+    image_den = Denoiser(image_model, schedule)
 
     def timed(fn):  # (result, seconds per clip)
         if dev.type == "cuda":
@@ -396,10 +513,17 @@ def compare_with_baseline(
     def frame_by_frame(x: torch.Tensor) -> torch.Tensor:
         return sample_with(image_den, x.flatten(0, 1), pairs, progress=progress).reshape(x.shape)
 
-    v, sec_v = timed(lambda: sample_with(video_den, noise, pairs, progress=progress))
+    if isinstance(video_model, PreviousFramesUNet):
+        v, sec_v = timed(lambda: sample_previous(video_model, schedule, noise, pairs,
+                                                 prediction=prediction, progress=progress))
+        vi = sample_previous(video_model, schedule, noise, pairs, known=first,
+                             prediction=prediction, progress=progress).cpu()
+    else:
+        v, sec_v = timed(lambda: sample_with(video_den, noise, pairs, progress=progress))
+        vi = sample_with(KnownFramesDenoiser(video_model, schedule, known=first,
+                                             prediction=prediction), noise, pairs,
+                         progress=progress).cpu()
     b, sec_b = timed(lambda: frame_by_frame(noise))
-    vi = sample_with(KnownFramesDenoiser(video_model, schedule, known=first), noise, pairs,
-                     progress=progress).cpu()
     bi = torch.cat([first.cpu(), frame_by_frame(noise[:, 1:]).cpu()], dim=1)
     ref = frame_classes(classifier, first.cpu())[:, 0]
     return VideoComparison(

@@ -137,10 +137,13 @@ class UNet(nn.Module):
         w: torch.Tensor | float | None = None,
         *,
         mix: Callable[[int, torch.Tensor], torch.Tensor] | None = None,
+        inp_extra: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """``mix(k, h)``, when given, replaces the output ``h`` of the k-th ResBlock (in the
         order of :attr:`block_channels`): the hook through which a video model inserts layers
-        that mix information across the frames of a clip."""
+        that mix information across the frames of a clip. ``inp_extra`` (B, base_channels, H, W),
+        when given, is added to the input convolution's output: the hook through which a video
+        model feeds other frames in as extra input channels."""
         if xt.ndim != 4 or xt.shape[1] != self.in_channels:
             raise ValueError(
                 f"xt must have shape (batch, {self.in_channels}, H, W), got {tuple(xt.shape)}"
@@ -163,6 +166,8 @@ class UNet(nn.Module):
             return h
 
         h = self.inp(xt)
+        if inp_extra is not None:
+            h = h + inp_extra
         skips = [h]
         for layer in self.down:
             h = block(layer, h) if isinstance(layer, ResBlock) else layer(h)

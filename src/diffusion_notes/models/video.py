@@ -24,6 +24,13 @@ Layout: clips are ``(B, F, C, H, W)`` (batch, frames, channels, height, width).
   and columns between query and key (relative position, as Video Diffusion Models use in their
   temporal attention [@ho2022video]), so "look ``v`` pixels further on, one frame later" is one
   parameter shared by every position instead of a pattern learned position by position.
+
+:class:`PreviousFramesUNet` is the other family: an *autoregressive* frame model. It denoises one
+frame at a time and sees the previous ``context`` frames, clean, as extra input channels of the
+image UNet, the way MCVD [@voleti2022mcvd] concatenates past frames to the noisy ones. Written as
+a sum, ``inp([x_t, c]) = inp_x(x_t) + inp_c(c)``, a convolution over concatenated channels is the
+image model's input convolution plus a new one over the context; the new one starts at zero, so
+the model starts as the image model, whatever the context.
 """
 
 from __future__ import annotations
@@ -217,3 +224,60 @@ class VideoUNet(nn.Module):
         yy = None if y is None else y.repeat_interleave(f)
         out = self.spatial(xt.flatten(0, 1), tt, yy, mix=lambda k, h: self.temporal[k](h, f))
         return out.reshape(xt.shape)
+
+
+class PreviousFramesUNet(nn.Module):
+    """An image :class:`~diffusion_notes.models.unet.UNet` that also sees the previous
+    ``context`` frames of the clip, clean, as extra input channels (MCVD's conditioning
+    [@voleti2022mcvd]; see the module docstring).
+
+    ``model(xt, t, context)`` takes one noisy frame per row, ``xt`` ``(N, C, H, W)`` with
+    ``t`` ``(N,)``, and ``context`` ``(N, 2 * context * C, H, W)`` from :func:`previous_frames`:
+    the previous frames, then one mask plane per frame saying whether it exists (the first
+    frames of a clip have fewer predecessors; missing ones are zeros with mask 0). Without
+    context (the first frame) it is an unconditional image model.
+    """
+
+    def __init__(self, spatial: UNet, context: int = 2) -> None:
+        super().__init__()
+        if context < 1:
+            raise ValueError(f"context must be >= 1 previous frame, got {context}")
+        self.spatial = spatial
+        self.context = context
+        c_in = spatial.in_channels
+        self.inp_context = nn.Conv2d(2 * context * c_in, spatial.inp.out_channels, 3, padding=1)
+        nn.init.zeros_(self.inp_context.weight)  # starts as the image model
+        nn.init.zeros_(self.inp_context.bias)
+
+    def freeze_spatial(self) -> PreviousFramesUNet:
+        """Keep the image layers; train only the context input (AnimateDiff's recipe)."""
+        self.spatial.requires_grad_(False)
+        return self
+
+    def forward(self, xt: torch.Tensor, t: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        want = 2 * self.context * self.spatial.in_channels
+        if context.shape[0] != xt.shape[0] or context.shape[1] != want or context.shape[2:] != xt.shape[2:]:
+            raise ValueError(f"context of shape {tuple(context.shape)} does not fit frames "
+                             f"{tuple(xt.shape)}: need (N, {want}, H, W) from previous_frames()")
+        return self.spatial(xt, t, inp_extra=self.inp_context(context))
+
+
+def previous_frames(clips: torch.Tensor, j: int, context: int) -> torch.Tensor:
+    """The context of frame ``j`` of ``(B, F, C, H, W)`` clips: frames ``j-1 .. j-context``
+    (zeros before the clip starts), then a mask plane per frame, 1 where it exists:
+    ``(B, 2 * context * C, H, W)``. Frames from ``j`` on are never read, so ``j`` may be the
+    frame just after the last one given."""
+    if clips.shape[1] < 1 or not 0 <= j <= clips.shape[1]:
+        raise ValueError(f"frame {j} is outside clips of {clips.shape[1]} frames (need 0 <= j <= frames)")
+    frame0 = clips[:, 0]
+    parts, masks = [], []
+    for d in range(1, context + 1):
+        have = j - d >= 0
+        parts.append(clips[:, j - d] if have else torch.zeros_like(frame0))
+        masks.append(torch.full_like(frame0, float(have)))
+    return torch.cat(parts + masks, dim=1)
+
+
+def all_previous_frames(clips: torch.Tensor, context: int) -> torch.Tensor:
+    """:func:`previous_frames` of every frame: ``(B, F, 2 * context * C, H, W)``."""
+    return torch.stack([previous_frames(clips, j, context) for j in range(clips.shape[1])], dim=1)

@@ -365,26 +365,36 @@ def _video(d: dict[str, Any]) -> list[str]:
 
 
 def _video_variants(results: Path) -> list[str]:
-    """Rows for ``bench/results/video-*.json``: variants of the lab's video model."""
+    """Rows for ``bench/results/video-*.json``: variants of the lab's video model, each with the
+    goals (class kept in >= 90 % of frames, motion error at most half the baseline's) judged
+    on its unconditional clips."""
     paths = sorted(p for p in results.glob("video-*.json") if not p.stem.endswith("-smoke"))
     if not paths:
         return []
     lines = [
-        "Variants of the lab's model (`bench/video.py` with the options named; unconditional "
-        "clips, same seeds and measures as above):",
+        "Variants of the lab's model (`bench/video.py` with the options named; same seeds and "
+        "measures as above). Class kept and motion error are those of unconditional clips, "
+        "video / frame by frame; *from frame 0* is the class kept in the 7 frames generated "
+        "after a given first frame.",
         "",
-        "| variant | run | class kept, video / frame by frame | motion error (px/frame), "
-        "video / frame by frame | video model training (s) |",
-        "| --- | --- | --- | --- | --- |",
+        "| variant | run | class kept | motion error (px/frame) | from frame 0 | "
+        "training (s) | goals: class, motion |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     for path in paths:
         d = _load(results, path.stem)
         assert d is not None
         v, b = d["unconditional"]["video"], d["unconditional"]["frame_by_frame"]
+        i2v = d["from_first_frame"]["video"]
         opts = ", ".join(f"`{k}={val}`" for k, val in d.get("variant", {}).items()) or path.stem
+        g = d["goals"]
+        class_met = v["class_consistency"] >= g["class_consistency_at_least"]
+        motion_met = v["motion_error_px"] <= g["motion_error_ratio_at_most"] * b["motion_error_px"]
         lines.append(f"| {opts} | {d['date'][:10]} | {v['class_consistency']:.1%} / "
                      f"{b['class_consistency']:.1%} | {v['motion_error_px']:.2f} / "
-                     f"{b['motion_error_px']:.2f} | {d['train']['video_seconds']:.0f} |")
+                     f"{b['motion_error_px']:.2f} | {i2v['class_consistency']:.1%} | "
+                     f"{d['train']['video_seconds']:.0f} | "
+                     f"{'met' if class_met else 'not met'}, {'met' if motion_met else 'not met'} |")
     return lines + [""]
 
 
