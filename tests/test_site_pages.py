@@ -98,6 +98,27 @@ def test_benchmarks_page_shows_the_video_comparison(tmp_path: Path) -> None:
             "95.0% | 40 | met, met |" in page)
 
 
+def test_display_math_blocks_open_after_a_blank_line() -> None:
+    """Arithmatex takes a ``$$`` block as display math only when it starts a paragraph: after an
+    anchor line such as ``<a id="eq-...">`` with no blank line between, or after a stray ``$$``,
+    the page shows the raw LaTeX."""
+    bad = []
+    for path in sorted((REPO / "docs").rglob("*.md")):
+        lines = path.read_text(encoding="utf-8").splitlines()
+        inside = fence = False
+        for number, line in enumerate(lines, 1):
+            if line.strip().startswith("```"):
+                fence = not fence
+            if fence or line.strip() != "$$":
+                continue
+            if not inside and number > 1 and lines[number - 2].strip():
+                bad.append(f"{path.relative_to(REPO)}:{number}: this $$ block does not start a "
+                           "paragraph: add a blank line before it, or remove an unpaired $$ "
+                           "earlier in the file")
+            inside = not inside
+    assert not bad, "\n".join(bad)
+
+
 def test_docs_hold_no_control_characters() -> None:
     """A note written through a Python string can turn LaTeX's \\tilde, \\varnothing or \\beta
     into a tab, a vertical tab or a backspace; MathJax then shows the broken command."""
