@@ -248,6 +248,19 @@ def eps_loss_weight(schedule: Schedule, variance: Variance = "fixed_small") -> t
     return weight
 
 
+def prediction_target(
+    schedule: Schedule, x0: torch.Tensor, t: torch.Tensor, eps: torch.Tensor, prediction: Prediction
+) -> torch.Tensor:
+    """What a network trained for ``prediction`` should output for ``x_t = q_sample(x0, t, eps)``:
+    ``eps``, ``x0`` or ``v = sqrt(abar_t) eps - sqrt(1 - abar_t) x0``."""
+    check_prediction(prediction)
+    if prediction == "eps":
+        return eps
+    if prediction == "x0":
+        return x0
+    return v_from_x0_eps(schedule, x0, t, eps)
+
+
 def training_loss(
     model: Model,
     x0: torch.Tensor,
@@ -274,12 +287,7 @@ def training_loss(
     if eps is None:
         eps = torch.randn(x0.shape, generator=generator, device="cpu", dtype=x0.dtype).to(x0.device)
     xt = q_sample(schedule, x0, t, eps)
-    if prediction == "eps":
-        target = eps
-    elif prediction == "x0":
-        target = x0
-    else:
-        target = v_from_x0_eps(schedule, x0, t, eps)
+    target = prediction_target(schedule, x0, t, eps, prediction)
     out = model(xt, t)
     if out.shape != x0.shape:
         raise ValueError(f"model output has shape {tuple(out.shape)}, expected {tuple(x0.shape)}")

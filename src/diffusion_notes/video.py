@@ -47,9 +47,9 @@ from diffusion_notes.denoiser import Denoised, Denoiser
 from diffusion_notes.diffusion import (
     PREDICTIONS,
     Prediction,
+    prediction_target,
     q_sample,
     training_loss,
-    v_from_x0_eps,
 )
 from diffusion_notes.models.video import (
     TEMPORAL_KINDS,
@@ -301,9 +301,7 @@ def previous_frames_loss(
         raise ValueError(f"need one timestep per frame, shape {tuple(x0.shape[:2])}, got {tuple(t.shape)}")
     frames, tt, noise = x0.flatten(0, 1), t.reshape(-1), eps.flatten(0, 1)
     xt = q_sample(schedule, frames, tt, noise)
-    target = {"eps": noise, "x0": frames}.get(prediction)
-    if target is None:
-        target = v_from_x0_eps(schedule, frames, tt, noise)
+    target = prediction_target(schedule, frames, tt, noise, prediction)
     context = all_previous_frames(x0, model.context).flatten(0, 1)
     per_frame = (model(xt, tt, context) - target).pow(2).flatten(1).mean(1)
     if cap is not None:
@@ -498,7 +496,6 @@ def compare_with_baseline(
     shape = (n_clips, frames, 1, *make_clips(1, 1).frames.shape[-2:])
     noise = torch.randn(shape, generator=torch.Generator().manual_seed(seed)).to(dev)
     first = make_clips(n_clips, frames, seed=seed, split="held_out").frames[:, :1].to(dev)
-    video_den = Denoiser(video_model, schedule, prediction=prediction)
     image_den = Denoiser(image_model, schedule)
 
     def timed(fn):  # (result, seconds per clip)
@@ -519,6 +516,7 @@ def compare_with_baseline(
         vi = sample_previous(video_model, schedule, noise, pairs, known=first,
                              prediction=prediction, progress=progress).cpu()
     else:
+        video_den = Denoiser(video_model, schedule, prediction=prediction)
         v, sec_v = timed(lambda: sample_with(video_den, noise, pairs, progress=progress))
         vi = sample_with(KnownFramesDenoiser(video_model, schedule, known=first,
                                              prediction=prediction), noise, pairs,
