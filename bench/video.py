@@ -37,6 +37,7 @@ from diffusion_notes.metrics import get_digit_classifier
 from diffusion_notes.plots import clips_gif
 from diffusion_notes.train import make_schedule_for, preset
 from diffusion_notes.video import (
+    LR_SCHEDULES,
     VIDEO_KINDS,
     VideoConfig,
     compare_with_baseline,
@@ -68,6 +69,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="a variant whose loss weights high noise (VideoConfig.high_noise_weight)")
     parser.add_argument("--prediction", choices=("eps", "x0", "v"), default=None,
                         help="a variant's output parametrisation (temporal 'previous' only)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default=None,
+                        help="a variant's learning-rate schedule after the warm-up")
+    parser.add_argument("--eta", type=float, default=0.0,
+                        help="DDIM's noise level when sampling both models (0: deterministic)")
+    parser.add_argument("--ddim-steps", type=int, default=None,
+                        help="DDIM steps per clip (per frame for 'previous'; default 25)")
     parser.add_argument("--unfrozen", action="store_true",
                         help="a variant that trains the image layers too")
     parser.add_argument("--out", type=Path, default=None)
@@ -81,19 +88,23 @@ def main(argv: list[str] | None = None) -> int:
     config = VideoConfig(image=image_config, **pick({}, {"steps": 4, "n_clips": 16}))
     variant = {k: v for k, v in (("temporal", args.temporal), ("steps", args.steps),
                                  ("lr", args.lr), ("high_noise_weight", args.high_noise_weight),
-                                 ("prediction", args.prediction))
+                                 ("prediction", args.prediction),
+                                 ("lr_schedule", args.lr_schedule))
                if v is not None}
     if args.unfrozen:
         variant["freeze_spatial"] = False
     config = replace(config, **variant)
     n = args.n_clips or pick(64, 4)
-    n_steps = pick(25, 3)
+    n_steps = pick(args.ddim_steps or 25, 3)
     name = "-".join(["video", *([args.temporal] if args.temporal else []),
                      *(["unfrozen"] if args.unfrozen else []),
                      *([f"{args.steps}steps"] if args.steps else []),
                      *([f"lr{args.lr:g}"] if args.lr else []),
                      *([f"hnw{args.high_noise_weight:g}"] if args.high_noise_weight else []),
-                     *([f"{args.prediction}pred"] if args.prediction else [])])
+                     *([f"{args.prediction}pred"] if args.prediction else []),
+                     *([f"{args.lr_schedule}lr"] if args.lr_schedule else []),
+                     *([f"eta{args.eta:g}"] if args.eta else []),
+                     *([f"ddim{args.ddim_steps}"] if args.ddim_steps else [])])
     out = args.out or RESULTS / (f"{name}-smoke.json" if smoke else f"{name}.json")
     load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else math.nan
 
@@ -102,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     classifier, _ = get_digit_classifier(device=device)
     cmp = compare_with_baseline(video_model, image_model, make_schedule_for(image_config),
                                 classifier, n_clips=n, frames=config.frames, n_steps=n_steps,
-                                seed=0, prediction=config.prediction)
+                                seed=0, prediction=config.prediction,
+                                eta=args.eta)
     report = {
         "benchmark": "video",
         "smoke": smoke,
@@ -117,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
             "trainable_parameters": info.trainable,
             "total_parameters": info.total,
         },
-        "sampling": {"sampler": "ddim", "steps": n_steps, "n_clips": n, "frames": config.frames},
+        "sampling": {"sampler": "ddim", "steps": n_steps, "eta": args.eta, "n_clips": n,
+                     "frames": config.frames},
         "unconditional": {
             "video": _score(cmp.video, cmp.seconds_per_clip_video),
             "frame_by_frame": _score(cmp.baseline, cmp.seconds_per_clip_baseline),

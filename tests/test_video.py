@@ -473,3 +473,89 @@ def test_previous_frames_model_trains_its_context_input(freeze: bool) -> None:
     assert replace(cfg, prediction="v").prediction == "v"
     with pytest.raises(ValueError, match="only temporal='previous'"):
         replace(cfg, temporal="spacetime", prediction="v")
+
+
+def test_stochastic_autoregressive_sampling_draws_ddim_noise_from_its_generator() -> None:
+    from diffusion_notes.models.video import previous_frames
+    from diffusion_notes.samplers import sample_ddim
+    from diffusion_notes.video import sample_previous
+
+    model = _previous_model(moved=True)
+    schedule = make_schedule("linear", 1000)
+    pairs = timestep_pairs(1000, 4)
+    noise = torch.randn(2, 4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    first = make_clips(2, 4, seed=4).frames[:, :1]
+
+    def draw(eta: float, seed: int) -> torch.Tensor:
+        return sample_previous(model, schedule, noise, pairs, known=first, eta=eta,
+                               generator=torch.Generator().manual_seed(seed), progress=False)
+
+    with torch.no_grad():
+        a, b, c = draw(1.0, 5), draw(1.0, 5), draw(1.0, 6)
+        assert torch.equal(a, b)  # one generator seed, one set of clips
+        assert torch.equal(a[:, :1], first)  # the given frame is kept at any eta
+        assert (a[:, 1:] - c[:, 1:]).abs().max() > 1e-3  # another seed, other DDIM noise
+        # frame 1 is DDIM at eta = 1 from its own noise, the generator's first draws
+        den = Denoiser(model, schedule, cond=previous_frames(first, 1, 2))
+        want = sample_ddim(den, noise[:, 1], pairs, eta=1.0,
+                           generator=torch.Generator().manual_seed(5), progress=False)
+        torch.testing.assert_close(a[:, 1], want)
+        # eta = 0 is deterministic DDIM whatever the generator, and differs from eta = 1
+        d0, d1 = draw(0.0, 5), draw(0.0, 6)
+        assert torch.equal(d0, d1)
+        assert (d0[:, 1:] - a[:, 1:]).abs().max() > 1e-3
+
+
+def test_comparison_samples_both_models_at_the_given_eta_reproducibly() -> None:
+    from diffusion_notes.video import compare_with_baseline
+
+    class Ink(torch.nn.Module):  # a stand-in classifier: the class is the crop's ink level
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            level = ((x.mean((1, 2, 3)) + 1) * 5).clamp(0, 9.99).floor().long()
+            return torch.nn.functional.one_hot(level, 10).float() + self.w
+
+    schedule = make_schedule("linear", 1000)
+
+    def run(model: torch.nn.Module, eta: float):
+        with torch.no_grad():
+            return compare_with_baseline(model, _perturbed_unet(1), schedule, Ink(), n_clips=2,
+                                         frames=3, n_steps=3, seed=0, eta=eta, progress=False)
+
+    for model in (_previous_model(moved=True), build_video_model(
+            VideoConfig(image=preset("digits_frames"), temporal="conv"), _perturbed_unet(2))):
+        a, b, c = run(model, 1.0), run(model, 1.0), run(model, 0.0)
+        for name in ("clips_video", "clips_baseline", "clips_i2v", "clips_baseline_i2v"):
+            x, y, z = getattr(a, name), getattr(b, name), getattr(c, name)
+            assert torch.equal(x, y), name  # seeded: the same clips twice
+            assert (x[:, 1:] - z[:, 1:]).abs().max() > 1e-3, name  # eta reaches every sampler
+        assert torch.equal(a.clips_i2v[:, :1], a.first_frames)
+
+
+def test_linear_lr_schedule_decays_to_zero_and_training_follows_it() -> None:
+    from dataclasses import replace
+
+    from diffusion_notes.video import video_lr_at
+
+    cfg = VideoConfig(steps=1000, lr=1e-3, warmup_steps=50)
+    lin = replace(cfg, lr_schedule="linear")
+    assert video_lr_at(cfg, 500) == pytest.approx(1e-3)  # constant after the warm-up
+    assert video_lr_at(lin, 0) == pytest.approx(1e-3 / 50)  # warm-up step 1 of 50, no decay yet
+    assert video_lr_at(lin, 49) == pytest.approx(1e-3 * 951 / 1000)
+    assert video_lr_at(lin, 500) == pytest.approx(0.5e-3)
+    assert video_lr_at(lin, 999) == pytest.approx(1e-6)  # the last step: lr / steps
+    with pytest.raises(ValueError, match="lr_schedule 'cosine'"):
+        replace(cfg, lr_schedule="cosine")
+    # training reads the schedule: step 0 is the same, step 1 runs at half the rate
+    tiny = replace(_tiny_config(False), temporal="previous", warmup_steps=1)
+    image = _perturbed_unet()
+    out = {}
+    for schedule in ("constant", "linear"):
+        model, _, _ = train_video(replace(tiny, lr_schedule=schedule), image,
+                                  make_schedule_for(tiny.image), device=torch.device("cpu"),
+                                  progress=False)
+        out[schedule] = model.state_dict()["inp_context.weight"]
+    assert not torch.equal(out["constant"], out["linear"])

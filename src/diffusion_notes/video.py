@@ -77,6 +77,7 @@ _KIND = "video"
 PREVIOUS = "previous"  # the autoregressive kind: previous frames as extra input channels
 VIDEO_KINDS: tuple[str, ...] = (*TEMPORAL_KINDS, PREVIOUS)
 CONTEXT_FRAMES = 2  # previous frames a "previous" model sees: enough to read a velocity
+LR_SCHEDULES: tuple[str, ...] = ("constant", "linear")
 
 
 def _image_default() -> TrainConfig:
@@ -111,6 +112,9 @@ class VideoConfig:
     # image model's eps. A "previous" model may switch to "v" (or "x0"): its weights start
     # from the image model's, and fine-tuning re-learns the output in the new parametrisation
     prediction: Prediction = "eps"
+    # the learning rate after the warm-up: "constant", or "linear" decay to zero at the last
+    # step (see :func:`video_lr_at`)
+    lr_schedule: Literal["constant", "linear"] = "constant"
 
     def __post_init__(self) -> None:
         if self.high_noise_weight is not None and self.high_noise_weight < 1:
@@ -119,6 +123,8 @@ class VideoConfig:
             raise ValueError(f"first_frame_rate must be in [0, 1], got {self.first_frame_rate}")
         if self.temporal not in VIDEO_KINDS:
             raise ValueError(f"temporal {self.temporal!r}: choose one of {', '.join(VIDEO_KINDS)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule {self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
         if self.prediction not in PREDICTIONS:
             raise ValueError(f"prediction {self.prediction!r}: choose one of {', '.join(PREDICTIONS)}")
         if self.temporal != PREVIOUS and self.prediction != self.image.prediction:
@@ -217,7 +223,7 @@ def train_video(
         g = _generator(config.seed, "video-noise", step)
         x0 = clips[idx.to(device)]
         for group in opt.param_groups:
-            group["lr"] = lr_at(view, step)
+            group["lr"] = video_lr_at(config, step)
         if isinstance(model, PreviousFramesUNet):  # every frame at its own t
             t = torch.randint(0, schedule.T, tuple(x0.shape[:2]), generator=g)
             eps = torch.randn(x0.shape, generator=g)
@@ -307,6 +313,16 @@ def previous_frames_loss(
     if cap is not None:
         per_frame = per_frame * noise_weight(schedule, t.reshape(-1), cap).to(per_frame)
     return per_frame.mean()
+
+
+def video_lr_at(config: VideoConfig, step: int) -> float:
+    """The learning rate of ``step`` (0-based): :func:`~diffusion_notes.train.lr_at`'s warm-up,
+    times ``(steps - step) / steps`` when ``lr_schedule`` is "linear", so the last step runs at
+    ``lr / steps`` and the weights settle instead of jittering at the full rate."""
+    lr = lr_at(_lr_view(config), step)
+    if config.lr_schedule == "linear":
+        lr *= (config.steps - step) / config.steps
+    return lr
 
 
 def _lr_view(config: VideoConfig) -> TrainConfig:
@@ -406,12 +422,19 @@ class KnownFramesDenoiser(Denoiser):
 
 
 def sample_with(
-    den: Denoiser, noise: torch.Tensor, pairs: Sequence[tuple[int, int]], *, progress: bool = True
+    den: Denoiser,
+    noise: torch.Tensor,
+    pairs: Sequence[tuple[int, int]],
+    *,
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
+    progress: bool = True,
 ) -> torch.Tensor:
-    """Deterministic DDIM (eta = 0) from ``noise`` down ``pairs`` with the denoiser ``den``."""
+    """DDIM from ``noise`` down ``pairs`` with the denoiser ``den``: deterministic at
+    ``eta = 0``, DDPM's posterior noise at ``eta = 1`` (drawn from ``generator``)."""
     from diffusion_notes.samplers import sample_ddim
 
-    return sample_ddim(den, noise, pairs, progress=progress)
+    return sample_ddim(den, noise, pairs, eta=eta, generator=generator, progress=progress)
 
 
 def sample_previous(
@@ -422,15 +445,17 @@ def sample_previous(
     *,
     known: torch.Tensor | None = None,
     prediction: Prediction = "eps",
+    eta: float = 0.0,
+    generator: torch.Generator | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
     """Clips ``(B, F, C, H, W)`` from an autoregressive frame model, one frame at a time.
 
-    Frame ``j`` is drawn by deterministic DDIM down ``pairs`` from ``noise[:, j]``, with the
-    frames already made (clean) as its context. ``known`` ``(B, K, C, H, W)`` are given first
+    Frame ``j`` is drawn by DDIM down ``pairs`` from ``noise[:, j]``, with the frames already
+    made (clean) as its context: deterministic at ``eta = 0``, with fresh noise from
+    ``generator`` at every step when ``eta > 0``. ``known`` ``(B, K, C, H, W)`` are given first
     frames (image-to-video): they are returned as they are and the rest continues them.
     """
-    from diffusion_notes.samplers import sample_ddim
 
     if noise.ndim != 5:
         raise ValueError(f"noise must have shape (batch, frames, C, H, W), got {tuple(noise.shape)}")
@@ -446,7 +471,8 @@ def sample_previous(
                   dynamic_ncols=True):
         den = Denoiser(model, schedule, prediction=prediction,
                        cond=previous_frames(clips, j, model.context))
-        clips[:, j] = sample_ddim(den, noise[:, j], pairs, progress=False)
+        clips[:, j] = sample_with(den, noise[:, j], pairs, eta=eta, generator=generator,
+                                  progress=False)
     return clips
 
 
@@ -483,11 +509,14 @@ def compare_with_baseline(
     n_steps: int = 25,
     seed: int = 0,
     prediction: Prediction = "eps",
+    eta: float = 0.0,
     progress: bool = True,
 ) -> VideoComparison:
     """Sample ``n_clips`` clips with both models from the same seeded noise (DDIM, ``n_steps``
     steps), unconditionally and from given first frames, and score them. ``prediction`` is
-    what ``video_model`` outputs (``VideoConfig.prediction``)."""
+    what ``video_model`` outputs (``VideoConfig.prediction``). ``eta`` is DDIM's noise level
+    for both models; where it is above 0, each sampling run draws that noise from its own
+    generator seeded by ``seed``, so the runs stay reproducible."""
     from diffusion_notes.timesteps import timestep_pairs
     from diffusion_notes.video_metrics import frame_classes, score_clips
 
@@ -507,20 +536,27 @@ def compare_with_baseline(
             torch.cuda.synchronize()
         return out.cpu(), (time.perf_counter() - t0) / n_clips
 
+    def gen() -> torch.Generator:  # DDIM's own noise (eta > 0), the same for every run and device
+        return torch.Generator().manual_seed(seed + 1)
+
     def frame_by_frame(x: torch.Tensor) -> torch.Tensor:
-        return sample_with(image_den, x.flatten(0, 1), pairs, progress=progress).reshape(x.shape)
+        return sample_with(image_den, x.flatten(0, 1), pairs, eta=eta, generator=gen(),
+                           progress=progress).reshape(x.shape)
 
     if isinstance(video_model, PreviousFramesUNet):
         v, sec_v = timed(lambda: sample_previous(video_model, schedule, noise, pairs,
-                                                 prediction=prediction, progress=progress))
+                                                 prediction=prediction, eta=eta,
+                                                 generator=gen(), progress=progress))
         vi = sample_previous(video_model, schedule, noise, pairs, known=first,
-                             prediction=prediction, progress=progress).cpu()
+                             prediction=prediction, eta=eta, generator=gen(),
+                             progress=progress).cpu()
     else:
         video_den = Denoiser(video_model, schedule, prediction=prediction)
-        v, sec_v = timed(lambda: sample_with(video_den, noise, pairs, progress=progress))
+        v, sec_v = timed(lambda: sample_with(video_den, noise, pairs, eta=eta, generator=gen(),
+                                             progress=progress))
         vi = sample_with(KnownFramesDenoiser(video_model, schedule, known=first,
-                                             prediction=prediction), noise, pairs,
-                         progress=progress).cpu()
+                                             prediction=prediction), noise, pairs, eta=eta,
+                         generator=gen(), progress=progress).cpu()
     b, sec_b = timed(lambda: frame_by_frame(noise))
     bi = torch.cat([first.cpu(), frame_by_frame(noise[:, 1:]).cpu()], dim=1)
     ref = frame_classes(classifier, first.cpu())[:, 0]
