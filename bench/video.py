@@ -4,12 +4,14 @@
     DIFFUSION_NOTES_SMOKE=1 .venv/bin/python bench/video.py   # seconds; writes video-smoke.json
     .venv/bin/python bench/video.py --temporal spacetime --unfrozen --steps 3000 --lr 1e-3
         # a variant of the lab's model (writes video-spacetime-unfrozen-3000steps-lr0.001.json)
-    .venv/bin/python bench/video.py --temporal previous --unfrozen --steps 12000 --lr 1e-3 \
-        --prediction v    # the autoregressive frame model (previous frames as input channels)
+    .venv/bin/python bench/video.py --temporal previous --unfrozen --steps 24000 --lr 1e-3 \
+        --prediction v --lr-schedule linear   # the autoregressive frame model (previous
+                                              # frames as input channels), the note's run
+    ... --eta 1 --ddim-steps 50   # the same model sampled by stochastic DDIM (cached model)
 
 Gets the video lab's image model and video model from the model cache (training them when
 missing; their training times are those measured when they were trained), samples ``--n-clips``
-clips with each from the same seeded noise (DDIM, 25 steps), unconditionally and from the first
+clips with each from the same seeded noise (DDIM, 25 steps unless told), unconditionally and from the first
 frame of held-out clips, and writes ``bench/results/video.json``: class consistency, motion
 error and seconds per clip for the video model and for the image model sampling every frame on
 its own; and beside it a GIF of 16 unconditional clips and 16 from a given first frame

@@ -96,6 +96,13 @@ def test_benchmarks_page_shows_the_video_comparison(tmp_path: Path) -> None:
     # the goals are judged from the numbers: 93 % >= 90 %, and 0.9 <= 0.5 * 1.9
     assert ("| `temporal=previous`, `prediction=v` | 2026-12-03 | 93.0% / 30.0% | 0.90 / 1.90 | "
             "95.0% | 40 | met, met |" in page)
+    # the same model sampled otherwise is its own row, which says how it was sampled
+    stochastic = dict(good, sampling={"n_clips": 64, "frames": 8, "steps": 50, "eta": 1.0})
+    (tmp_path / "video-previous-eta1-ddim50.json").write_text(json.dumps(stochastic))
+    page = render_benchmarks_page(tmp_path)
+    assert ("| `temporal=previous`, `prediction=v`; sampled by DDIM with 50 steps, eta 1 | "
+            "2026-12-03 | 93.0% / 30.0% |" in page)
+    assert "| `temporal=previous`, `prediction=v` | 2026-12-03 |" in page  # eta 0, 25 steps
 
 
 def test_display_math_blocks_open_after_a_blank_line() -> None:

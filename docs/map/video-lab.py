@@ -181,6 +181,9 @@ print(f"sampling: {cmp.seconds_per_clip_video * 1000:.0f} ms per clip (video mod
 #   noise the frame is decided by its context, not by $x_t$, and an error $\delta$ in a
 #   predicted $\epsilon$ becomes an error $\delta / \sqrt{\mathrm{SNR}(t)}$ in the frame it
 #   implies (26 times larger at $t = 800$); in a predicted $v$ it stays at most $\delta$.
+# * The learning rate decays linearly to zero over the run. A copy has to be exact to keep the
+#   class, and weights that still move at the full rate at the end of training copy less
+#   exactly than weights that have settled (the note measures the difference).
 #
 # Its training here is short, to keep the lab within minutes; the note gives the long run.
 
@@ -188,7 +191,8 @@ print(f"sampling: {cmp.seconds_per_clip_video * 1000:.0f} ms per clip (video mod
 print(f"error of x0 per unit error of the prediction at t = 800: eps {float(schedule.snr[800]) ** -0.5:.1f}, "
       f"v {float(1 - schedule.alpha_bar[800]) ** 0.5:.2f}")
 prev_config = VideoConfig(image=image_config, temporal="previous", freeze_spatial=False,
-                          prediction="v", lr=1e-3, **pick({"steps": 800}, {"steps": 4, "n_clips": 16}))
+                          prediction="v", lr=1e-3, lr_schedule="linear",
+                          **pick({"steps": 800}, {"steps": 4, "n_clips": 16}))
 prev_model, prev_info = get_or_train_video(prev_config, device=device)
 print(f"autoregressive model ({'from the cache' if prev_info.from_cache else 'trained now'}): "
       f"{prev_config.steps} steps, {prev_info.seconds:.1f} s of training; trainable parameters "

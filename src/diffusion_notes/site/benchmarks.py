@@ -387,6 +387,10 @@ def _video_variants(results: Path) -> list[str]:
         v, b = d["unconditional"]["video"], d["unconditional"]["frame_by_frame"]
         i2v = d["from_first_frame"]["video"]
         opts = ", ".join(f"`{k}={val}`" for k, val in d.get("variant", {}).items()) or path.stem
+        sampling = d.get("sampling", {})
+        eta, n_steps = sampling.get("eta", 0.0), sampling.get("steps", 25)
+        if eta or n_steps != 25:  # the same model sampled otherwise than the lab does
+            opts += f"; sampled by DDIM with {n_steps} steps, eta {eta:g}"
         g = d["goals"]
         class_met = v["class_consistency"] >= g["class_consistency_at_least"]
         motion_met = v["motion_error_px"] <= g["motion_error_ratio_at_most"] * b["motion_error_px"]
