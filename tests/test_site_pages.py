@@ -64,7 +64,7 @@ def test_benchmarks_page_shows_the_video_comparison(tmp_path: Path) -> None:
         "machine": {"device": "cpu", "cpu_count": 2, "torch": "2.13.0"},
         "train": {"image_seconds": 50.0, "video_seconds": 40.0, "trainable_parameters": 10,
                   "total_parameters": 100},
-        "sampling": {"n_clips": 256, "frames": 8, "steps": 25},
+        "sampling": {"n_clips": 64, "frames": 8, "steps": 25},
         "unconditional": {"video": dict(score, seconds_per_clip=0.05),
                           "frame_by_frame": {"class_consistency": 0.3, "motion_error_px": 2.5,
                                              "seconds_per_clip": 0.04}},
@@ -103,6 +103,10 @@ def test_benchmarks_page_shows_the_video_comparison(tmp_path: Path) -> None:
     assert ("| `temporal=previous`, `prediction=v`; sampled by DDIM with 50 steps, eta 1 | "
             "2026-12-03 | 93.0% / 30.0% |" in page)
     assert "| `temporal=previous`, `prediction=v` | 2026-12-03 |" in page  # eta 0, 25 steps
+    more = dict(stochastic, sampling=dict(stochastic["sampling"], n_clips=256))
+    (tmp_path / "video-previous-eta1-ddim50-256clips.json").write_text(json.dumps(more))
+    assert ("sampled by DDIM with 50 steps, eta 1; 256 clips | 2026-12-03 |"
+            in render_benchmarks_page(tmp_path))
 
 
 def test_display_math_blocks_open_after_a_blank_line() -> None:

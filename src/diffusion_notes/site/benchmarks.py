@@ -389,8 +389,11 @@ def _video_variants(results: Path) -> list[str]:
         opts = ", ".join(f"`{k}={val}`" for k, val in d.get("variant", {}).items()) or path.stem
         sampling = d.get("sampling", {})
         eta, n_steps = sampling.get("eta", 0.0), sampling.get("steps", 25)
+        n_clips = sampling.get("n_clips", 64)
         if eta or n_steps != 25:  # the same model sampled otherwise than the lab does
             opts += f"; sampled by DDIM with {n_steps} steps, eta {eta:g}"
+        if n_clips != 64:  # measured on another number of clips than the lab's 64
+            opts += f"; {n_clips} clips"
         g = d["goals"]
         class_met = v["class_consistency"] >= g["class_consistency_at_least"]
         motion_met = v["motion_error_px"] <= g["motion_error_ratio_at_most"] * b["motion_error_px"]
