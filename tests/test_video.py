@@ -420,14 +420,19 @@ def test_previous_frames_loss_targets_the_chosen_prediction(prediction: str) -> 
     assert previous_frames_loss(Exact(), x0, schedule, t, eps, prediction="eps") > 0.1
 
 
+def _autoregressive_setup(frames: int, given: int, steps: int):
+    """A moved "previous" model, its schedule, DDIM pairs, seeded noise for two clips of
+    ``frames`` frames, and the first ``given`` frames of two real clips."""
+    noise = torch.randn(2, frames, 1, 16, 16, generator=torch.Generator().manual_seed(0))
+    first = make_clips(2, frames, seed=4).frames[:, :given]
+    return (_previous_model(moved=True), make_schedule("linear", 1000),
+            timestep_pairs(1000, steps), noise, first)
+
+
 def test_autoregressive_sampling_keeps_given_frames_and_runs_forward_in_time() -> None:
     from diffusion_notes.video import sample_previous
 
-    model = _previous_model(moved=True)
-    schedule = make_schedule("linear", 1000)
-    pairs = timestep_pairs(1000, 5)
-    noise = torch.randn(2, 5, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    first = make_clips(2, 5, seed=4).frames[:, :2]
+    model, schedule, pairs, noise, first = _autoregressive_setup(frames=5, given=2, steps=5)
     with torch.no_grad():
         out = sample_previous(model, schedule, noise, pairs, known=first, progress=False)
         assert torch.equal(out[:, :2], first)  # the given frames come back exactly
@@ -480,11 +485,7 @@ def test_stochastic_autoregressive_sampling_draws_ddim_noise_from_its_generator(
     from diffusion_notes.samplers import sample_ddim
     from diffusion_notes.video import sample_previous
 
-    model = _previous_model(moved=True)
-    schedule = make_schedule("linear", 1000)
-    pairs = timestep_pairs(1000, 4)
-    noise = torch.randn(2, 4, 1, 16, 16, generator=torch.Generator().manual_seed(0))
-    first = make_clips(2, 4, seed=4).frames[:, :1]
+    model, schedule, pairs, noise, first = _autoregressive_setup(frames=4, given=1, steps=4)
 
     def draw(eta: float, seed: int) -> torch.Tensor:
         return sample_previous(model, schedule, noise, pairs, known=first, eta=eta,
