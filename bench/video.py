@@ -4,10 +4,11 @@
     DIFFUSION_NOTES_SMOKE=1 .venv/bin/python bench/video.py   # seconds; writes video-smoke.json
     .venv/bin/python bench/video.py --temporal spacetime --unfrozen --steps 3000 --lr 1e-3
         # a variant of the lab's model (writes video-spacetime-unfrozen-3000steps-lr0.001.json)
-    .venv/bin/python bench/video.py --temporal previous --unfrozen --steps 24000 --lr 1e-3 \
+    .venv/bin/python bench/video.py --temporal previous --unfrozen --steps 48000 --lr 1e-3 \
         --prediction v --lr-schedule linear   # the autoregressive frame model (previous
-                                              # frames as input channels), the note's run
-    ... --eta 1 --ddim-steps 50   # the same model sampled by stochastic DDIM (cached model)
+                                              # frames as input channels)
+    ... --eta 1 --ddim-steps 50   # the same cached model sampled by stochastic DDIM: the
+                                  # note's goal-meeting run
 
 Gets the video lab's image model and video model from the model cache (training them when
 missing; their training times are those measured when they were trained), samples ``--n-clips``

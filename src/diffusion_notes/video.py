@@ -456,7 +456,6 @@ def sample_previous(
     ``generator`` at every step when ``eta > 0``. ``known`` ``(B, K, C, H, W)`` are given first
     frames (image-to-video): they are returned as they are and the rest continues them.
     """
-
     if noise.ndim != 5:
         raise ValueError(f"noise must have shape (batch, frames, C, H, W), got {tuple(noise.shape)}")
     clips = noise.clone()
